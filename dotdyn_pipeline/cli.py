@@ -1,0 +1,73 @@
+"""`dotdyn`: run the pipeline on the sandbox, serve the sandbox, benchmark, and check a setup."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+#: `dotdyn bench NAME` -> the module that implements it (`add_arguments(parser)`, `run(args) -> dict`).
+BENCHMARKS: dict[str, str] = {}
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def _sandbox_up(args: argparse.Namespace) -> int:
+    from dotdyn_pipeline.sandbox.context import SandboxSettings
+    from dotdyn_pipeline.sandbox.server import run
+
+    settings = SandboxSettings(seed=args.seed, contacts=args.contacts, leads=args.leads, accounts=args.accounts,
+                               email_accounts=args.email_accounts, days=args.days,
+                               token_lifetime=args.token_lifetime, options=dict(args.option))
+    run(Path(args.dir), settings)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    result = importlib.import_module(BENCHMARKS[args.benchmark]).run(args)
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dotdyn", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sandbox = commands.add_parser("sandbox", help="local stand-ins for Entra ID, Dataverse and Dotdigital")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    up = sandbox_commands.add_parser("up", help="serve the sandbox in the foreground; writes DIR/sandbox.json")
+    up.add_argument("--dir", required=True, help="folder for the CA, the data and sandbox.json")
+    up.add_argument("--seed", type=int, default=7)
+    up.add_argument("--contacts", type=int, default=2_000)
+    up.add_argument("--leads", type=int, default=500)
+    up.add_argument("--accounts", type=int, default=200)
+    up.add_argument("--email-accounts", type=int, default=2)
+    up.add_argument("--days", type=int, default=30, help="days of generated engagement history")
+    up.add_argument("--token-lifetime", type=int, default=3_600, help="access token lifetime, seconds")
+    up.add_argument("--option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="a service-specific switch (see the README's sandbox section)")
+    up.set_defaults(handler=_sandbox_up)
+
+    bench = commands.add_parser("bench", help="benchmarks against the sandbox; last line is JSON")
+    bench_commands = bench.add_subparsers(dest="benchmark", required=True)
+    for name, module in BENCHMARKS.items():
+        sub = bench_commands.add_parser(name, help=importlib.import_module(module).__doc__)
+        importlib.import_module(module).add_arguments(sub)
+        sub.set_defaults(handler=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
