@@ -1,0 +1,110 @@
+"""What every client shares on the wire: retries with backoff and jitter, and counting every call.
+
+A client says what a response means through a `classify` callback (retry after N seconds, retry with
+backoff, or done); this module owns how long to wait, when to give up and what was counted.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+#: Transport failures worth another attempt: refused or dropped connections, timeouts, truncated bodies.
+RETRYABLE_ERRORS = (httpx.TransportError,)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A response that should be tried again: after `after` seconds if the server said, else with backoff."""
+
+    reason: str
+    after: float | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: exponential backoff with full jitter, bounded in attempts and in total waiting."""
+
+    max_attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 60.0
+    max_total_wait: float = 900.0
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait before attempt `attempt + 1` (attempt counts from 1)."""
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+class RetriesExhausted(Exception):
+    """Raised when a request still fails after the policy's last attempt."""
+
+    def __init__(self, what: str, attempts: int, reason: str) -> None:
+        super().__init__(f"{what} failed after {attempts} attempts: {reason}")
+        self.attempts, self.reason = attempts, reason
+
+
+class CallCounter:
+    """Thread-safe counts of calls by kind (and of retries), for metadata, pacing and benchmarks."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[kind] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    @property
+    def total(self) -> int:
+        """All calls made, retries included (the retry tallies themselves are not calls)."""
+        with self._lock:
+            return sum(n for kind, n in self._counts.items() if not kind.startswith("retry:"))
+
+
+def send_with_retries(
+    client: httpx.Client,
+    build_request: Callable[[], httpx.Request],
+    *,
+    kind: str,
+    classify: Callable[[httpx.Response], Retry | None],
+    policy: RetryPolicy,
+    counter: CallCounter,
+    sleep: Callable[[float], None] = time.sleep,
+) -> httpx.Response:
+    """Send a request until `classify` accepts the response or the policy gives up.
+
+    `build_request` is called for each attempt, so headers such as a renewed token are current. The
+    accepted response is returned whatever its status: turning it into a typed error is the client's job.
+    """
+    waited = 0.0
+    for attempt in range(1, policy.max_attempts + 1):
+        counter.add(kind)
+        try:
+            response = client.send(build_request())
+        except RETRYABLE_ERRORS as exc:
+            decision = Retry(f"{type(exc).__name__}: {exc}")
+        else:
+            decision = classify(response)
+            if decision is None:
+                return response
+            response.close()
+        if attempt == policy.max_attempts:
+            break
+        wait = decision.after if decision.after is not None else policy.backoff(attempt)
+        if waited + wait > policy.max_total_wait:
+            break
+        counter.add(f"retry:{decision.reason.split(':')[0]}")
+        sleep(wait)
+        waited += wait
+    raise RetriesExhausted(kind, attempt, decision.reason)
