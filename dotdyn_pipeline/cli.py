@@ -30,6 +30,29 @@ def _sandbox_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from dotdyn_pipeline.demo import run_demo
+
+    return run_demo(sandbox_dir=args.sandbox, ui=args.ui)
+
+
+def _dev(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from dotdyn_pipeline.instance import prepare_dagster_home
+    from dotdyn_pipeline.settings import PROJECT_ROOT, Settings
+
+    prepare_dagster_home(Settings.from_env())
+    return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", args.host,
+                            "-p", str(args.port)], cwd=PROJECT_ROOT)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from dotdyn_pipeline.doctor import run_doctor
+
+    return run_doctor()
+
+
 def _bench(args: argparse.Namespace) -> int:
     result = importlib.import_module(BENCHMARKS[args.benchmark]).run(args)
     print(json.dumps(result, sort_keys=True))
@@ -39,6 +62,19 @@ def _bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dotdyn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the whole pipeline on the sandbox and print a summary")
+    demo.add_argument("--sandbox", metavar="DIR", help="use the sandbox already serving from DIR (left running)")
+    demo.add_argument("--ui", action="store_true", help="afterwards, keep the sandbox up and start the Dagster UI")
+    demo.set_defaults(handler=_demo)
+
+    dev = commands.add_parser("dev", help="start the Dagster UI and daemon with the configured instance")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(handler=_dev)
+
+    doctor = commands.add_parser("doctor", help="check the configuration and the stores it names")
+    doctor.set_defaults(handler=_doctor)
 
     sandbox = commands.add_parser("sandbox", help="local stand-ins for Entra ID, Dataverse and Dotdigital")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)

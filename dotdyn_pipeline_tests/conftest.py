@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,3 +30,51 @@ def control(sandbox: dict[str, Any]) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox["control_url"], verify=sandbox["ca_cert"], timeout=30) as client:
         yield client
         client.delete("/faults").raise_for_status()
+
+
+def _postgres_reachable(url: str) -> str | None:
+    """None when PostgreSQL answers at `url`, else why not."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(url, connect_timeout=5).close()
+    except psycopg2.OperationalError as exc:
+        return str(exc).strip()
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL server the suite uses (DOTDYN_TEST_POSTGRES_URL, default the local one).
+
+    In CI (CI=true) a missing server fails the tests that need it; elsewhere they skip, saying why.
+    """
+    url = os.environ.get("DOTDYN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    problem = _postgres_reachable(url)
+    if problem is None:
+        return url
+    message = f"PostgreSQL is not reachable at {url}: {problem}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty schema for one test, dropped afterwards."""
+    import psycopg2
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    conn = psycopg2.connect(postgres_url)
+    with conn, conn.cursor() as cursor:
+        cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path) -> tuple[str, str]:
+    """(url, schema) of an empty state store database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}", "dotdyn"
+    return request.getfixturevalue("postgres_url"), request.getfixturevalue("postgres_schema")

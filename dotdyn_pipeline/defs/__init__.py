@@ -1,0 +1,1 @@
+"""Dagster objects, one folder per concern; definitions.py loads them all."""

@@ -1,0 +1,1 @@
+"""The state store as an asset: every flow depends on its schema being current."""

@@ -1,0 +1,15 @@
+"""The state store: the middleware's own tables (schema in sql/), on PostgreSQL or SQLite."""
+
+from dotdyn_pipeline.state.store import (
+    ORG_SCOPE,
+    ContactLink,
+    ImportJob,
+    LedgerEntry,
+    QuarantinedRow,
+    StateStore,
+    SyncCursor,
+    UnsubscribeEvent,
+)
+
+__all__ = ["ORG_SCOPE", "ContactLink", "ImportJob", "LedgerEntry", "QuarantinedRow", "StateStore", "SyncCursor",
+           "UnsubscribeEvent"]

@@ -1,0 +1,197 @@
+"""One connection to the state store's database, PostgreSQL or SQLite, behind the same small interface.
+
+Statements are written once with `?` placeholders and `INSERT ... ON CONFLICT` upserts, which both
+databases understand; the PostgreSQL side rewrites the placeholders and batches bulk inserts.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+Row = tuple[Any, ...]
+
+_VALUES_GROUP = re.compile(r"VALUES\s*(\((?:\s*\?\s*,?)+\))", re.IGNORECASE)
+
+
+class Backend:
+    """A thread-safe connection; `transaction()` makes a block atomic, other calls commit on their own."""
+
+    name: str
+    placeholder = "?"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    # -- what each database provides ------------------------------------------------------------
+    def _begin(self) -> None: raise NotImplementedError
+    def _commit(self) -> None: raise NotImplementedError
+    def _rollback(self) -> None: raise NotImplementedError
+    def _cursor(self) -> Any: raise NotImplementedError
+    def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        cursor.executemany(sql, rows)
+    def close(self) -> None: raise NotImplementedError
+    def lock_migrations(self) -> None:
+        """Serialise concurrent migration runs; called inside a transaction."""
+
+    # -- shared ---------------------------------------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block atomically (nested blocks join the outer one)."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._begin()
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._rollback()
+                raise
+            else:
+                self._commit()
+            finally:
+                self._depth = 0
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        with self._lock, self.transaction():
+            cursor = self._cursor()
+            cursor.execute(self._sql(sql), tuple(params))
+            return cursor.rowcount
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], chunk: int = 5_000) -> int:
+        """Run one statement for many parameter rows, in chunks, atomically; return how many rows were given."""
+        total = 0
+        with self._lock, self.transaction():
+            cursor = self._cursor()
+            batch: list[Sequence[Any]] = []
+            for row in rows:
+                batch.append(tuple(row))
+                if len(batch) == chunk:
+                    self._executemany(cursor, sql, batch)
+                    total, batch = total + len(batch), []
+            if batch:
+                self._executemany(cursor, sql, batch)
+                total += len(batch)
+        return total
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._lock:
+            cursor = self._cursor()
+            cursor.execute(self._sql(sql), tuple(params))
+            rows = [tuple(r) for r in cursor.fetchall()]
+            if not self._depth:
+                self._commit()  # end the read transaction PostgreSQL opened implicitly
+            return rows
+
+    def script(self, text: str) -> None:
+        """Run every statement of a SQL script in the current transaction."""
+        cursor = self._cursor()
+        for statement in split_statements(text):
+            cursor.execute(statement)
+
+
+def split_statements(text: str) -> list[str]:
+    """Split a migration into statements: drop `--` comments, cut at `;` (our SQL has none in literals)."""
+    lines = [line.split("--", 1)[0] for line in text.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class SqliteBackend(Backend):
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+
+    def _begin(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks later
+
+    def _commit(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def _cursor(self) -> Any:
+        return self._conn.cursor()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresBackend(Backend):
+    name = "postgresql"
+    placeholder = "%s"
+
+    def __init__(self, url: str, schema: str) -> None:
+        super().__init__()
+        import psycopg2  # dagster-postgres brings psycopg2-binary
+
+        self.schema = schema
+        self._conn = psycopg2.connect(url, options=f"-c search_path={schema}")
+        with self._conn.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        self._conn.commit()
+
+    def _begin(self) -> None:
+        """psycopg2 opens a transaction with the first statement."""
+
+    def _commit(self) -> None:
+        self._conn.commit()
+
+    def _rollback(self) -> None:
+        self._conn.rollback()
+
+    def _cursor(self) -> Any:
+        return self._conn.cursor()
+
+    def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        from psycopg2.extras import execute_batch, execute_values
+
+        match = _VALUES_GROUP.search(sql)
+        if match:  # one multi-row INSERT per page instead of one statement per row
+            template = match.group(1).replace("?", "%s")
+            execute_values(cursor, sql[: match.start(1)] + "%s" + sql[match.end(1):].replace("?", "%s"),
+                           rows, template=template, page_size=1_000)
+        else:
+            execute_batch(cursor, self._sql(sql), rows, page_size=1_000)
+
+    def lock_migrations(self) -> None:
+        self._cursor().execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"dotdyn-migrations:{self.schema}",))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def connect(url: str, schema: str = "dotdyn") -> Backend:
+    """Open `sqlite:///path` or `postgresql://...` (the state store's tables live in `schema` there)."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        return SqliteBackend(Path(url.removeprefix("sqlite:///")))  # sqlite:////abs or sqlite:///relative
+    if scheme in ("postgresql", "postgres"):
+        return PostgresBackend(url, schema)
+    raise ValueError(f"unsupported state store URL scheme {scheme!r}; use sqlite:/// or postgresql://")

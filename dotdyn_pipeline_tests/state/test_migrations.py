@@ -1,0 +1,73 @@
+"""Migrations apply once, atomically, on both backends."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from dotdyn_pipeline.state.backend import connect
+from dotdyn_pipeline.state.migrations import Migration, MigrationError, applied_versions, load_migrations, migrate
+
+STATE_TABLES = {"sync_cursor", "contact_map", "import_job", "quarantine", "unsubscribe_ledger", "api_calls"}
+
+
+def _tables(backend) -> set[str]:
+    if backend.name == "sqlite":
+        rows = backend.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = backend.query("SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                             (backend.schema,))
+    return {row[0] for row in rows}
+
+
+def test_applies_every_migration_once(state_url):
+    backend = connect(*state_url)
+    first = migrate(backend)
+    assert first == [m.version for m in load_migrations()]
+    assert STATE_TABLES <= _tables(backend)
+    assert migrate(backend) == []  # a second run is a no-op
+    assert applied_versions(backend) == first
+
+
+def test_failing_migration_leaves_nothing_half_applied(state_url):
+    backend = connect(*state_url)
+    broken = Migration(9001, "broken", "CREATE TABLE half_done (id INTEGER);\nCREATE TABLE half_done (id INTEGER);")
+    with pytest.raises(MigrationError, match="9001_broken failed"):
+        migrate(backend, [broken])
+    assert "half_done" not in _tables(backend)
+    assert 9001 not in applied_versions(backend)
+    fixed = Migration(9001, "broken", "CREATE TABLE half_done (id INTEGER)")
+    assert migrate(backend, [fixed]) == [9001]
+
+
+def test_an_edited_applied_migration_is_refused(state_url):
+    backend = connect(*state_url)
+    migrate(backend, [Migration(9002, "first", "CREATE TABLE first_table (id INTEGER)")])
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        migrate(backend, [Migration(9002, "first", "CREATE TABLE first_table (id BIGINT)")])
+
+
+def test_concurrent_runs_apply_each_migration_once(state_url):
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(migrate(connect(*state_url)))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    applied = sorted(v for result in results for v in result)
+    assert applied == [m.version for m in load_migrations()]
+
+
+def test_migration_files_are_named_by_version(tmp_path):
+    (tmp_path / "1_bad.sql").write_text("SELECT 1")
+    with pytest.raises(MigrationError, match="NNNN_lower_case_name"):
+        load_migrations(tmp_path)

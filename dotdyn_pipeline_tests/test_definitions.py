@@ -1,0 +1,94 @@
+"""The code location loads, validates with Dagster's own CLI, and its instance follows the environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import dagster as dg
+import psycopg2
+import pytest
+
+from dotdyn_pipeline.instance import prepare_dagster_home
+from dotdyn_pipeline.settings import PROJECT_ROOT, Settings
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=PROJECT_ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_definitions_load_with_every_asset():
+    from dotdyn_pipeline.definitions import defs
+
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert "state_store" in keys
+    assert defs.resolve_implicit_global_asset_job_def() is not None
+
+
+def test_dagster_definitions_validate_passes(tmp_path):
+    result = _run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+                  {"DAGSTER_HOME": str(tmp_path), "DOTDYN_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+def test_dg_loads_the_same_definitions(tmp_path):
+    dg_cli = os.path.join(os.path.dirname(sys.executable), "dg")
+    result = _run([dg_cli, "check", "defs"], {"DAGSTER_HOME": str(tmp_path), "DOTDYN_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All definitions loaded successfully" in result.stdout + result.stderr
+
+
+def _materialize_state_store(home, env: dict[str, str]) -> dg.DagsterInstance:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        patch.setenv("DOTDYN_HOME", str(home))
+        prepare_dagster_home(Settings.from_env())
+        from dotdyn_pipeline.defs.state.assets import state_store
+        from dotdyn_pipeline.resources import state_store_resource
+
+        instance = dg.DagsterInstance.get()
+        result = dg.materialize([state_store], instance=instance, resources={"state": state_store_resource()})
+        assert result.success
+        return instance
+
+
+def test_embedded_instance_uses_sqlite_under_dotdyn_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOTDYN_POSTGRES_URL", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    instance = _materialize_state_store(tmp_path, {})
+    assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+    assert (tmp_path / "dagster" / "dagster.yaml").exists()
+    assert (tmp_path / "state.db").exists()
+    assert instance.get_latest_materialization_event(dg.AssetKey("state_store")) is not None
+
+
+@pytest.fixture
+def postgres_database(postgres_url):
+    """A fresh database for Dagster's tables (they live in its public schema), dropped afterwards."""
+    name = f"dotdyn_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(postgres_url)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.close()
+
+
+def test_postgres_url_moves_dagster_and_the_state_store_to_postgres(tmp_path, monkeypatch, postgres_database):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    instance = _materialize_state_store(tmp_path, {"DOTDYN_POSTGRES_URL": postgres_database,
+                                                   "DOTDYN_STATE_SCHEMA": "dotdyn_state"})
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert not (tmp_path / "state.db").exists()
+    conn = psycopg2.connect(postgres_database)
+    with conn, conn.cursor() as cursor:
+        cursor.execute("SELECT version FROM dotdyn_state.schema_migrations")
+        assert cursor.fetchall() == [(1,)]
+        cursor.execute("SELECT count(*) FROM public.runs")
+        assert cursor.fetchone()[0] == 1
+    conn.close()
