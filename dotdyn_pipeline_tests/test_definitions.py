@@ -92,3 +92,40 @@ def test_postgres_url_moves_dagster_and_the_state_store_to_postgres(tmp_path, mo
         cursor.execute("SELECT count(*) FROM public.runs")
         assert cursor.fetchone()[0] == 1
     conn.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_dagster_dev_serves_the_definitions(tmp_path):
+    """`dagster dev -w workspace.yaml` starts and its GraphQL API lists the assets."""
+    import time
+
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "DOTDYN_HOME": str(tmp_path)}
+    env.pop("DOTDYN_POSTGRES_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+                             "-p", str(port)], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    query = {"query": "{ assetNodes { assetKey { path } } }"}
+    keys: list = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not keys:
+            assert proc.poll() is None, "dagster dev exited"
+            try:
+                body = httpx.post(f"http://127.0.0.1:{port}/graphql", json=query, timeout=5).json()
+                keys = [node["assetKey"]["path"] for node in body["data"]["assetNodes"]]
+            except (httpx.HTTPError, KeyError, TypeError, ValueError):
+                time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=60)
+    assert ["state_store"] in keys
