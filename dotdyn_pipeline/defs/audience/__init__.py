@@ -1,0 +1,1 @@
+"""Audience: Dynamics contacts, leads, accounts and marketing lists into Dotdigital address books."""

@@ -1,0 +1,65 @@
+"""Who is sent: consent first, then one person per email per address book.
+
+Every row that is not kept is counted under exactly one reason, in this order of precedence:
+`inactive` (the record is deactivated), `opted_out` (donotbulkemail or donotemail on any CRM record with
+that address), `unsubscribed` (in the state store's ledger), `suppressed` (suppressed in Dotdigital),
+`duplicate_email` (another record with the same address won, see PRECEDENCE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dotdyn_pipeline.schemas.email import email_key
+
+#: Whose data fields are sent when records share an address: a contact over a lead over an account, then
+#: the most recently modified record, then the lowest id (so the choice never depends on read order).
+PRECEDENCE = {"contact": 0, "lead": 1, "account": 2}
+SKIP_REASONS = ("inactive", "opted_out", "unsubscribed", "suppressed", "duplicate_email")
+
+
+@dataclass(frozen=True)
+class Selection:
+    kept: pd.DataFrame
+    skipped: pd.Series  # reason per index label of the input
+
+    def skipped_counts(self) -> dict[str, int]:
+        return {reason: int(n) for reason, n in self.skipped.value_counts().items()}
+
+
+def _skip(frame: pd.DataFrame, mask: pd.Series, reason: str, skipped: list[pd.Series]) -> pd.DataFrame:
+    skipped.append(pd.Series(reason, index=frame.index[mask], dtype="string"))
+    return frame[~mask]
+
+
+def apply_consent(members: pd.DataFrame, *, opted_out: Set[str], unsubscribed: Set[str],
+                  suppressed: Set[str]) -> Selection:
+    """Drop inactive records and every address that must not be emailed. The sets hold lower-case addresses."""
+    skipped: list[pd.Series] = []
+    keys = email_key(members["email"])
+    flagged = members["donotbulkemail"] | members["donotemail"]
+    opted = set(opted_out) | set(keys[flagged].dropna())
+    frame = _skip(members, ~members["active"], "inactive", skipped)
+    for reason, addresses in (("opted_out", opted), ("unsubscribed", unsubscribed), ("suppressed", suppressed)):
+        frame = _skip(frame, keys.loc[frame.index].isin(addresses).fillna(False).to_numpy(), reason, skipped)
+    return Selection(frame, _concat(skipped))
+
+
+def one_per_email(members: pd.DataFrame) -> Selection:
+    """Keep one row per (list, address), by PRECEDENCE; the others are `duplicate_email`."""
+    order = members.assign(_key=email_key(members["email"]),
+                           _rank=members["crm_table"].map(PRECEDENCE),
+                           _modified=members["modifiedon"])
+    order = order.sort_values(["list_id", "_key", "_rank", "_modified", "crm_id"],
+                              ascending=[True, True, True, False, True], na_position="last", kind="stable")
+    loser = order.duplicated(subset=["list_id", "_key"], keep="first")
+    losers = order.index[loser.to_numpy()]
+    return Selection(members.drop(index=losers),
+                     pd.Series("duplicate_email", index=losers, dtype="string"))
+
+
+def _concat(parts: list[pd.Series]) -> pd.Series:
+    return pd.concat(parts) if parts else pd.Series(dtype="string")

@@ -1,0 +1,66 @@
+"""Email normalisation and the audience model's quarantine rules."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dotdyn_pipeline.schemas.audience import AudienceMember
+from dotdyn_pipeline.schemas.email import normalise_emails, valid_email
+from dotdyn_pipeline.schemas.quarantine import SchemaDrift, split_valid
+
+GUID = "1d00fd12-c041-4d4f-86bb-7f8aabed2996"
+
+
+@pytest.mark.parametrize(("raw", "normalised", "valid"), [
+    ("  Ann.Smith@EXAMPLE.Com ", "Ann.Smith@example.com", True),
+    ("o'brien+news@mail.example.co.uk", "o'brien+news@mail.example.co.uk", True),
+    ("ann@", "ann@", False),
+    ("ann.example.com", "ann.example.com", False),
+    ("ann@@example.com", "ann@@example.com", False),
+    ("ann smith@example.com", "ann smith@example.com", False),
+    ("ann@example", "ann@example", False),
+    ("ann@exa mple.com", "ann@exa mple.com", False),
+    ("ann..smith@example.com", "ann..smith@example.com", False),
+    ("a" * 65 + "@example.com", "a" * 65 + "@example.com", False),
+    ("chloé@example.com", "chloé@example.com", False),
+])
+def test_emails_are_trimmed_domain_lowercased_and_checked(raw, normalised, valid):
+    result = normalise_emails(pd.Series([raw]))
+    assert result.iloc[0] == normalised
+    assert bool(valid_email(result).iloc[0]) is valid
+
+
+def test_missing_email_stays_missing():
+    assert normalise_emails(pd.Series([None], dtype="object")).isna().all()
+
+
+def _members(**overrides) -> pd.DataFrame:
+    raw = pd.Series(overrides.pop("email", ["ann@example.com", "bad@", None, "bob@example.com"]), dtype="string")
+    n = len(raw)
+    frame = pd.DataFrame({
+        "list_id": [GUID] * n, "crm_table": overrides.pop("crm_table", ["contact"] * n),
+        "crm_id": overrides.pop("crm_id", [GUID] * n), "email": normalise_emails(raw), "email_raw": raw,
+        "donotbulkemail": [False] * n, "donotemail": [False] * n, "active": [True] * n,
+        "modifiedon": pd.to_datetime(["2026-11-01"] * n, utc=True), "FIRSTNAME": ["x"] * n,
+    })
+    return frame.assign(**overrides)
+
+
+def test_bad_rows_are_quarantined_with_rule_and_value():
+    split = split_valid(_members(crm_table=["contact", "lead", "account", "opportunity"]), AudienceMember)
+    assert list(split.valid.index) == [0]
+    failures = {(row.index, row.rule, row.value) for row in split.failures.itertuples()}
+    assert failures == {(1, "email.syntax", "bad@"), (2, "email.required", None),
+                        (3, "crm_table.not_allowed", "opportunity")}
+    assert split.quarantined_rows == 3
+
+
+def test_a_changed_type_fails_the_whole_batch():
+    with pytest.raises(SchemaDrift, match="donotbulkemail"):
+        split_valid(_members(donotbulkemail=["no"] * 4), AudienceMember)
+
+
+def test_a_missing_column_fails_the_whole_batch():
+    with pytest.raises(SchemaDrift, match="active"):
+        split_valid(_members().drop(columns=["active"]), AudienceMember)
