@@ -1,5 +1,6 @@
 """The state store: the middleware's own tables (schema in sql/), on PostgreSQL or SQLite."""
 
+from dotdyn_pipeline.state.mirror import BookMember, LeaseBusy, MirrorRow
 from dotdyn_pipeline.state.store import (
     ORG_SCOPE,
     ContactLink,
@@ -11,5 +12,7 @@ from dotdyn_pipeline.state.store import (
     UnsubscribeEvent,
 )
 
-__all__ = ["ORG_SCOPE", "ContactLink", "ImportJob", "LedgerEntry", "QuarantinedRow", "StateStore", "SyncCursor",
-           "UnsubscribeEvent"]
+__all__ = [
+    "ORG_SCOPE", "BookMember", "ContactLink", "ImportJob", "LeaseBusy", "LedgerEntry", "MirrorRow",
+    "QuarantinedRow", "StateStore", "SyncCursor", "UnsubscribeEvent",
+]

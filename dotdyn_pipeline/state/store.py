@@ -12,6 +12,7 @@ from typing import Any
 
 from dotdyn_pipeline.state.backend import Backend, connect
 from dotdyn_pipeline.state.migrations import applied_versions, migrate
+from dotdyn_pipeline.state.mirror import BookState, CrmMirror, Leases
 
 #: The scope of cursors that belong to no single email account (the org-wide CRM tables).
 ORG_SCOPE = "*"
@@ -115,6 +116,9 @@ class StateStore:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.mirror = CrmMirror(backend)
+        self.books = BookState(backend)
+        self.leases = Leases(backend)
 
     @classmethod
     def open(cls, url: str, schema: str = "dotdyn", *, migrate_now: bool = True) -> StateStore:

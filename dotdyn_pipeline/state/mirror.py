@@ -1,0 +1,175 @@
+"""The CRM mirror, the address books' last known members, and leases: the audience flow's state."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dotdyn_pipeline.state.backend import Backend
+
+_IN_CHUNK = 500  # ids per IN (...) list: well under both databases' parameter limits
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+@dataclass(frozen=True)
+class MirrorRow:
+    """One CRM row as the mirror keeps it."""
+
+    crm_id: str
+    data: dict[str, Any]
+    email_key: str | None = None
+    opted_out: bool = False
+    parent_id: str | None = None
+    ref_id: str | None = None
+
+
+class CrmMirror:
+    """A local copy of the CRM tables the audience flow reads, updated from incremental extracts."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def upsert(self, crm_table: str, rows: Iterable[MirrorRow]) -> int:
+        stamp = _now()
+        return self.backend.executemany(
+            "INSERT INTO crm_record (crm_table, crm_id, parent_id, ref_id, email_key, opted_out, data, extracted_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (crm_table, crm_id) DO UPDATE SET "
+            "parent_id = excluded.parent_id, ref_id = excluded.ref_id, email_key = excluded.email_key, "
+            "opted_out = excluded.opted_out, data = excluded.data, extracted_at = excluded.extracted_at",
+            ((crm_table, r.crm_id, r.parent_id, r.ref_id, r.email_key, int(r.opted_out),
+              json.dumps(r.data, separators=(",", ":"), ensure_ascii=False), stamp) for r in rows))
+
+    def delete(self, crm_table: str, crm_ids: Iterable[str]) -> int:
+        return self.backend.executemany("DELETE FROM crm_record WHERE crm_table = ? AND crm_id = ?",
+                                        ((crm_table, crm_id) for crm_id in crm_ids))
+
+    def clear(self, crm_table: str) -> None:
+        """Forget a table (before a full read replaces it)."""
+        self.backend.execute("DELETE FROM crm_record WHERE crm_table = ?", (crm_table,))
+
+    def count(self, crm_table: str) -> int:
+        return self.backend.query("SELECT COUNT(*) FROM crm_record WHERE crm_table = ?", (crm_table,))[0][0]
+
+    def rows(self, crm_table: str) -> list[dict[str, Any]]:
+        """Every row of a (small) table, as read."""
+        return [json.loads(data) for (data,) in self.backend.query(
+            "SELECT data FROM crm_record WHERE crm_table = ? ORDER BY crm_id", (crm_table,))]
+
+    def opted_out_keys(self) -> set[str]:
+        """Addresses with donotbulkemail or donotemail on any record."""
+        return {key for (key,) in self.backend.query(
+            "SELECT DISTINCT email_key FROM crm_record WHERE opted_out = 1 AND email_key IS NOT NULL")}
+
+    def members(self, link_table: str, parent_ids: Sequence[str],
+                record_tables: Sequence[str]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+        """(parent id, record table, record id, record data) for every link row of the given parents whose
+        record is in the mirror (links to records the mirror does not hold are not returned)."""
+        tables = ", ".join("?" for _ in record_tables)
+        for chunk in _chunks(list(parent_ids)):
+            marks = ", ".join("?" for _ in chunk)
+            rows = self.backend.query(
+                f"SELECT m.parent_id, r.crm_table, r.crm_id, r.data FROM crm_record m JOIN crm_record r "
+                f"ON r.crm_id = m.ref_id AND r.crm_table IN ({tables}) "
+                f"WHERE m.crm_table = ? AND m.parent_id IN ({marks}) ORDER BY m.parent_id, r.crm_table, r.crm_id",
+                [*record_tables, link_table, *chunk])
+            for parent, table, crm_id, data in rows:
+                yield parent, table, crm_id, json.loads(data)
+
+    def link_count(self, link_table: str, parent_ids: Sequence[str]) -> int:
+        """How many link rows the given parents have (members whose record is unknown included)."""
+        total = 0
+        for chunk in _chunks(list(parent_ids)):
+            marks = ", ".join("?" for _ in chunk)
+            total += self.backend.query(
+                f"SELECT COUNT(*) FROM crm_record WHERE crm_table = ? AND parent_id IN ({marks})",
+                [link_table, *chunk])[0][0]
+        return total
+
+
+@dataclass(frozen=True)
+class BookMember:
+    """A person in an address book as last sent: whose record, and a fingerprint of what was sent."""
+
+    email_key: str
+    crm_table: str
+    crm_id: str
+    fingerprint: str
+    dotdigital_contact_id: int | None = None
+
+
+class BookState:
+    """The members of each address book as the pipeline last left them."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def members(self, account: str, address_book_id: int) -> dict[str, BookMember]:
+        rows = self.backend.query(
+            "SELECT email_key, crm_table, crm_id, fingerprint, dotdigital_contact_id FROM book_member "
+            "WHERE account = ? AND address_book_id = ?", (account, address_book_id))
+        return {row[0]: BookMember(*row) for row in rows}
+
+    def save(self, account: str, address_book_id: int, members: Iterable[BookMember]) -> int:
+        stamp = _now()
+        return self.backend.executemany(
+            "INSERT INTO book_member (account, address_book_id, email_key, crm_table, crm_id, fingerprint, "
+            "dotdigital_contact_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (account, address_book_id, email_key) DO UPDATE SET crm_table = excluded.crm_table, "
+            "crm_id = excluded.crm_id, fingerprint = excluded.fingerprint, "
+            "dotdigital_contact_id = COALESCE(excluded.dotdigital_contact_id, book_member.dotdigital_contact_id), "
+            "updated_at = excluded.updated_at",
+            ((account, address_book_id, m.email_key, m.crm_table, m.crm_id, m.fingerprint, m.dotdigital_contact_id,
+              stamp) for m in members))
+
+    def remove(self, account: str, address_book_id: int, email_keys: Iterable[str]) -> int:
+        return self.backend.executemany(
+            "DELETE FROM book_member WHERE account = ? AND address_book_id = ? AND email_key = ?",
+            ((account, address_book_id, key) for key in email_keys))
+
+
+class LeaseBusy(TimeoutError):
+    """Another holder kept the lease for longer than the caller was willing to wait."""
+
+
+class Leases:
+    """Named, expiring leases: exclusive work across processes that share the state store."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def acquire(self, name: str, holder: str, ttl: timedelta) -> bool:
+        now = datetime.now(UTC)
+        return self.backend.execute(
+            "INSERT INTO lease (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "holder = excluded.holder, expires_at = excluded.expires_at "
+            "WHERE lease.expires_at < ? OR lease.holder = excluded.holder",
+            (name, holder, (now + ttl).isoformat(), now.isoformat())) == 1
+
+    def release(self, name: str, holder: str) -> None:
+        self.backend.execute("DELETE FROM lease WHERE name = ? AND holder = ?", (name, holder))
+
+    @contextmanager
+    def hold(self, name: str, holder: str, ttl: timedelta, wait: float, poll: float = 0.2) -> Iterator[None]:
+        """Hold the lease for the block, waiting up to `wait` seconds for another holder to finish."""
+        deadline = time.monotonic() + wait
+        while not self.acquire(name, holder, ttl):
+            if time.monotonic() > deadline:
+                raise LeaseBusy(f"lease {name!r} is still held by another run after {wait:.0f} s")
+            time.sleep(poll)
+        try:
+            yield
+        finally:
+            self.release(name, holder)

@@ -1,0 +1,94 @@
+"""The CRM mirror, address book state and leases behave the same on both backends."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from dotdyn_pipeline.state import BookMember, LeaseBusy, MirrorRow, StateStore
+
+
+@pytest.fixture
+def store(state_url):
+    store = StateStore.open(*state_url)
+    yield store
+    store.close()
+
+
+def test_mirror_joins_list_members_to_their_records(store):
+    mirror = store.mirror
+    mirror.upsert("contact", [MirrorRow("c1", {"fullname": "Ann"}, "ann@example.com"),
+                              MirrorRow("c2", {"fullname": "Bob"}, "bob@example.com", opted_out=True)])
+    mirror.upsert("lead", [MirrorRow("l1", {"fullname": "Cy"}, "cy@example.com")])
+    mirror.upsert("listmember", [MirrorRow("m1", {}, parent_id="L1", ref_id="c1"),
+                                 MirrorRow("m2", {}, parent_id="L1", ref_id="l1"),
+                                 MirrorRow("m3", {}, parent_id="L2", ref_id="c2"),
+                                 MirrorRow("m4", {}, parent_id="L1", ref_id="unknown")])
+    members = list(mirror.members("listmember", ["L1"], ["contact", "lead", "account"]))
+    assert [(p, t, i, d["fullname"]) for p, t, i, d in members] == [("L1", "contact", "c1", "Ann"),
+                                                                     ("L1", "lead", "l1", "Cy")]
+    assert mirror.link_count("listmember", ["L1"]) == 3  # the member whose record is unknown still counts
+    assert mirror.opted_out_keys() == {"bob@example.com"}
+    mirror.upsert("contact", [MirrorRow("c2", {"fullname": "Bob"}, "bob@example.com", opted_out=False)])
+    mirror.delete("listmember", ["m1"])
+    assert mirror.opted_out_keys() == set()
+    assert [i for _, _, i, _ in mirror.members("listmember", ["L1", "L2"], ["contact", "lead"])] == ["l1", "c2"]
+    assert mirror.count("contact") == 2
+    mirror.clear("contact")
+    assert mirror.count("contact") == 0 and mirror.count("lead") == 1
+
+
+def test_mirror_keeps_unicode_data_as_read(store):
+    store.mirror.upsert("contact", [MirrorRow("c1", {"fullname": "Zoë Çelik", "n": 3, "ok": True})])
+    assert store.mirror.rows("contact") == [{"fullname": "Zoë Çelik", "n": 3, "ok": True}]
+
+
+def test_book_state_remembers_what_was_sent(store):
+    books = store.books
+    books.save("a1", 7, [BookMember("ann@example.com", "contact", "c1", "f1", 100),
+                         BookMember("bob@example.com", "lead", "l1", "f2")])
+    books.save("a1", 7, [BookMember("bob@example.com", "lead", "l1", "f3", 200)])
+    books.save("a1", 7, [BookMember("ann@example.com", "contact", "c1", "f4")])  # the contact id is kept
+    members = books.members("a1", 7)
+    assert members["ann@example.com"] == BookMember("ann@example.com", "contact", "c1", "f4", 100)
+    assert members["bob@example.com"].fingerprint == "f3"
+    assert books.remove("a1", 7, ["bob@example.com"]) == 1
+    assert set(books.members("a1", 7)) == {"ann@example.com"}
+    assert books.members("a1", 8) == {}
+
+
+def test_a_lease_is_exclusive_until_released_or_expired(store):
+    leases = store.leases
+    assert leases.acquire("extract", "run-1", timedelta(minutes=5))
+    assert not leases.acquire("extract", "run-2", timedelta(minutes=5))
+    assert leases.acquire("extract", "run-1", timedelta(minutes=5))  # the holder may renew
+    leases.release("extract", "run-1")
+    assert leases.acquire("extract", "run-2", timedelta(seconds=-1))  # already expired: a dead holder
+    assert leases.acquire("extract", "run-3", timedelta(minutes=5))
+    with pytest.raises(LeaseBusy):
+        with leases.hold("extract", "run-4", timedelta(minutes=5), wait=0.3, poll=0.05):
+            pass
+
+
+def test_hold_waits_for_the_other_holder(store, state_url):
+    order: list[str] = []
+    other = StateStore.open(*state_url)
+    started = threading.Event()
+
+    def first():
+        with other.leases.hold("extract", "run-1", timedelta(minutes=1), wait=5, poll=0.01):
+            started.set()
+            order.append("first in")
+            threading.Event().wait(0.3)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    started.wait(5)
+    with store.leases.hold("extract", "run-2", timedelta(minutes=1), wait=10, poll=0.01):
+        order.append("second in")
+    thread.join()
+    other.close()
+    assert order == ["first in", "first out", "second in"]
