@@ -153,7 +153,8 @@ class PostgresBackend(Backend):
 
         self.schema = schema
         self._conn = psycopg2.connect(url, options=f"-c search_path={schema}")
-        with self._conn.cursor() as cursor:
+        with self._conn.cursor() as cursor:  # IF NOT EXISTS alone races when processes start together
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"dotdyn-schema:{schema}",))
             cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         self._conn.commit()
 

@@ -42,8 +42,9 @@ class CrmMirror:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
-    def upsert(self, crm_table: str, rows: Iterable[MirrorRow]) -> int:
-        stamp = _now()
+    def upsert(self, crm_table: str, rows: Iterable[MirrorRow], stamp: str | None = None) -> int:
+        """Insert or replace rows; `stamp` marks them as seen by one read (see `delete_unseen`)."""
+        stamp = stamp or _now()
         return self.backend.executemany(
             "INSERT INTO crm_record (crm_table, crm_id, parent_id, ref_id, email_key, opted_out, data, extracted_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (crm_table, crm_id) DO UPDATE SET "
@@ -56,9 +57,10 @@ class CrmMirror:
         return self.backend.executemany("DELETE FROM crm_record WHERE crm_table = ? AND crm_id = ?",
                                         ((crm_table, crm_id) for crm_id in crm_ids))
 
-    def clear(self, crm_table: str) -> None:
-        """Forget a table (before a full read replaces it)."""
-        self.backend.execute("DELETE FROM crm_record WHERE crm_table = ?", (crm_table,))
+    def delete_unseen(self, crm_table: str, stamp: str) -> int:
+        """After a full read stamped `stamp`: drop the rows it did not see (deleted while untracked)."""
+        return self.backend.execute("DELETE FROM crm_record WHERE crm_table = ? AND extracted_at < ?",
+                                    (crm_table, stamp))
 
     def count(self, crm_table: str) -> int:
         return self.backend.query("SELECT COUNT(*) FROM crm_record WHERE crm_table = ?", (crm_table,))[0][0]

@@ -36,8 +36,10 @@ def test_mirror_joins_list_members_to_their_records(store):
     assert mirror.opted_out_keys() == set()
     assert [i for _, _, i, _ in mirror.members("listmember", ["L1", "L2"], ["contact", "lead"])] == ["l1", "c2"]
     assert mirror.count("contact") == 2
-    mirror.clear("contact")
-    assert mirror.count("contact") == 0 and mirror.count("lead") == 1
+    # a full read re-stamps what it sees; what it did not see was deleted meanwhile
+    mirror.upsert("contact", [MirrorRow("c1", {"fullname": "Ann"}, "ann@example.com")], stamp="9999-01-01")
+    assert mirror.delete_unseen("contact", "9999-01-01") == 1
+    assert [r["fullname"] for r in mirror.rows("contact")] == ["Ann"] and mirror.count("lead") == 1
 
 
 def test_mirror_keeps_unicode_data_as_read(store):
