@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pandas as pd
+
 from dotdyn_pipeline.state.backend import Backend
 
 _IN_CHUNK = 500  # ids per IN (...) list: well under both databases' parameter limits
@@ -101,6 +103,9 @@ class CrmMirror:
         return total
 
 
+BOOK_MEMBER_COLUMNS = ["email_key", "crm_table", "crm_id", "fingerprint", "dotdigital_contact_id"]
+
+
 @dataclass(frozen=True)
 class BookMember:
     """A person in an address book as last sent: whose record, and a fingerprint of what was sent."""
@@ -118,11 +123,14 @@ class BookState:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
-    def members(self, account: str, address_book_id: int) -> dict[str, BookMember]:
+    def members(self, account: str, address_book_id: int) -> pd.DataFrame:
+        """One row per member (columns as BookMember's fields), ordered by email."""
         rows = self.backend.query(
             "SELECT email_key, crm_table, crm_id, fingerprint, dotdigital_contact_id FROM book_member "
-            "WHERE account = ? AND address_book_id = ?", (account, address_book_id))
-        return {row[0]: BookMember(*row) for row in rows}
+            "WHERE account = ? AND address_book_id = ? ORDER BY email_key", (account, address_book_id))
+        frame = pd.DataFrame(rows, columns=BOOK_MEMBER_COLUMNS)
+        frame["dotdigital_contact_id"] = frame["dotdigital_contact_id"].astype("Int64")
+        return frame
 
     def save(self, account: str, address_book_id: int, members: Iterable[BookMember]) -> int:
         stamp = _now()
