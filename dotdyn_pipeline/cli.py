@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 #: `dotdyn bench NAME` -> the module that implements it (`add_arguments(parser)`, `run(args) -> dict`).
-BENCHMARKS: dict[str, str] = {}
+BENCHMARKS: dict[str, str] = {
+    "extract": "dotdyn_pipeline.bench.extract",
+    "load": "dotdyn_pipeline.bench.load",
+}
 
 
 def _key_value(text: str) -> tuple[str, str]:

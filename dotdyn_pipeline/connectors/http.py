@@ -7,16 +7,37 @@ backoff, or done); this module owns how long to wait, when to give up and what w
 from __future__ import annotations
 
 import random
+import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import httpx
 
 #: Transport failures worth another attempt: refused or dropped connections, timeouts, truncated bodies.
 RETRYABLE_ERRORS = (httpx.TransportError,)
+
+
+def tls_verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    """What to trust: the CA file when one is configured (the sandbox's), else the system's store."""
+    return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+
+
+def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+    """A Retry-After header value in seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - now())
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,15 @@ class CallCounter:
             return sum(n for kind, n in self._counts.items() if not kind.startswith("retry:"))
 
 
+def _detach_stream(response: httpx.Response) -> None:
+    """Drop the read-and-closed stream wrapper of httpx 0.28, which points back at its response.
+
+    That cycle keeps every response body alive until a full garbage collection, which a loop of
+    large pages rarely triggers: memory grew by each page read (encode/httpx#3733).
+    """
+    response.stream = httpx.ByteStream(b"")
+
+
 def send_with_retries(
     client: httpx.Client,
     build_request: Callable[[], httpx.Request],
@@ -95,10 +125,10 @@ def send_with_retries(
         except RETRYABLE_ERRORS as exc:
             decision = Retry(f"{type(exc).__name__}: {exc}")
         else:
+            _detach_stream(response)
             decision = classify(response)
             if decision is None:
                 return response
-            response.close()
         if attempt == policy.max_attempts:
             break
         wait = decision.after if decision.after is not None else policy.backoff(attempt)
