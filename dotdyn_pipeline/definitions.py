@@ -4,9 +4,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from dotdyn_pipeline.resources import state_store_resource
+from dotdyn_pipeline.resources import resources
 
-defs = dg.Definitions.merge(
-    dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
-    dg.Definitions(resources={"state": state_store_resource()}),
-)
+
+def build_definitions() -> dg.Definitions:
+    """The definitions, with resources wired to the environment as it is now."""
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        dg.Definitions(resources=resources()),
+    )
+
+
+defs = build_definitions()

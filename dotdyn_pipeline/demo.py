@@ -1,4 +1,4 @@
-"""`dotdyn demo`: the whole pipeline on the sandbox, with the embedded instance, and a summary per account."""
+"""`dotdyn demo`: the whole pipeline on the sandbox, with the configured instance, and a summary per account."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ from typing import Any
 
 from dotdyn_pipeline.instance import prepare_dagster_home
 from dotdyn_pipeline.settings import PROJECT_ROOT, Settings
+
+#: The demo's sandbox: two Dotdigital accounts and about 20,000 people.
+DEMO_PEOPLE = {"contacts": 15_000, "leads": 4_000, "accounts": 1_000}
+
+
+#: Only warnings on the console: the summary says what happened, the UI has the full logs.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def sandbox_environment(contract: dict[str, Any]) -> dict[str, str]:
@@ -36,36 +43,84 @@ def _sandbox(settings: Settings, sandbox_dir: str | None) -> Iterator[dict[str, 
     if sandbox_dir:  # one already serving: use it and leave it running
         yield read_contract(Path(sandbox_dir))
         return
-    with running_sandbox(settings.home / "sandbox", SandboxSettings()) as contract:
+    print(f"serving the sandbox from {settings.home / 'sandbox'} ...", flush=True)
+    with running_sandbox(settings.home / "sandbox", SandboxSettings(email_accounts=2, **DEMO_PEOPLE)) as contract:
         yield contract
 
 
 def run_demo(sandbox_dir: str | None = None, ui: bool = False) -> int:
-    """Serve (or use) the sandbox, materialize every asset, print the summary; with `ui`, start Dagster's UI."""
+    """Serve (or use) the sandbox, register the accounts, sync every account, print the summary."""
     import dagster as dg
 
     settings = Settings.from_env()
     prepare_dagster_home(settings)
     with _sandbox(settings, sandbox_dir) as contract:
         os.environ.update(sandbox_environment(contract))
-        from dotdyn_pipeline.definitions import defs
+        from dotdyn_pipeline.definitions import build_definitions
 
+        defs, ok = build_definitions(), True
         with dg.DagsterInstance.get() as instance:
-            result = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance)
-            print(summary(result))
+            accounts = register_accounts(instance, defs)
+            names = {a["emailaccount_id"]: a["name"] for a in contract["accounts"]}
+            job = defs.resolve_job_def("audience_sync")
+            for account in accounts:
+                result = job.execute_in_process(partition_key=account, instance=instance, raise_on_error=False,
+                                                run_config=QUIET)
+                ok &= result.success
+                print(summary(names.get(account, account), account, result, settings), flush=True)
         if ui:
-            print("Dagster UI on http://127.0.0.1:3000 (Ctrl-C stops it and the sandbox)")
+            print("Dagster UI on http://127.0.0.1:3000 (Ctrl-C stops it and the sandbox)", flush=True)
             return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
                                     "-h", "127.0.0.1", "-p", "3000"], cwd=PROJECT_ROOT)
-    return 0 if result.success else 1
+    return 0 if ok else 1
 
 
-def summary(result: Any) -> str:
-    """A few lines a person reads after the demo: each asset and its numeric metadata."""
-    lines = [f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}"]
+def register_accounts(instance: Any, defs: Any) -> list[str]:
+    """Run the accounts sensor once and apply the partitions it asks for; return the registered accounts."""
+    import dagster as dg
+
+    from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+
+    sensor = defs.resolve_sensor_def("email_accounts")
+    context = dg.build_sensor_context(instance=instance, resources=defs.resources)
+    for request in sensor(context).dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+    return sorted(instance.get_dynamic_partitions(email_account_partitions.name))
+
+
+def _facts(result: Any) -> dict[str, dict[str, Any]]:
+    facts: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
-        facts = ", ".join(f"{key}={value.value}" for key, value in materialization.metadata.items())
-        lines.append(f"  {materialization.asset_key.to_user_string()}"
-                     f"{'[' + materialization.partition + ']' if materialization.partition else ''}: {facts}")
+        facts[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items()}
+    return facts
+
+
+def summary(name: str, account: str, result: Any, settings: Settings) -> str:
+    """What a person reads after an account's sync: extracted, quarantined by reason, imported, removed, calls."""
+    from dotdyn_pipeline.state import StateStore
+
+    facts = _facts(result)
+    store = StateStore.open(settings.state_url, settings.state_schema)
+    try:
+        quarantined = store.quarantine_counts(account, result.run_id)
+    finally:
+        store.close()
+    extracted = sum(v.get("rows_changed", 0) for k, v in facts.items() if k.startswith("crm_"))
+    members, load = facts.get("audience_members", {}), facts.get("address_book_members", {})
+    skipped = {k.removeprefix("skipped_"): v for k, v in members.items() if k.startswith("skipped_") and v}
+    dataverse = sum(v.get("dataverse_requests", 0) for v in facts.values())
+    dotdigital = sum(v.get("dotdigital_calls", 0) for v in facts.values())
+    lines = [f"{name} ({account}): {'synced' if result.success else 'FAILED, see run ' + result.run_id}",
+             f"  extracted {extracted} changed CRM rows; {members.get('rows_in', 0)} list members",
+             f"  quarantined {sum(quarantined.values())}: {quarantined or 'none'}",
+             f"  skipped {sum(skipped.values())}: {skipped or 'none'}",
+             f"  imported {load.get('rows_imported', 0)} of {load.get('rows_sent', 0)} sent "
+             f"({load.get('rows_faulted', 0)} refused by Dotdigital), {load.get('rows_unchanged', 0)} unchanged, "
+             f"removed {load.get('rows_removed', 0)}, email changes {load.get('email_changes', 0)}",
+             f"  API calls: Dataverse {dataverse}, Dotdigital {dotdigital}"]
     return "\n".join(lines)

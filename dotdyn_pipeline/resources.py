@@ -7,6 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from dotdyn_pipeline.connectors.dataverse import DataverseClient, DataverseConfig
+from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient, DotdigitalConfig, connect
+from dotdyn_pipeline.connectors.dotdigital.config import DEFAULT_BASE_URL
 from dotdyn_pipeline.state import StateStore
 
 
@@ -27,10 +30,68 @@ class StateStoreResource(dg.ConfigurableResource):
         return StateStore.open(url, self.schema_name)
 
 
+class DataverseResource(dg.ConfigurableResource):
+    """The Dynamics 365 organisation, reached as an app registered in Entra ID (client credentials)."""
+
+    org_url: str
+    authority: str
+    client_id: str
+    client_secret: str
+    ca_bundle: str | None = None
+    max_page_size: int = 5000
+    max_concurrency: int = 4
+
+    def client(self) -> DataverseClient:
+        """A new client; the caller closes it."""
+        return DataverseClient(DataverseConfig(
+            org_url=self.org_url, authority=self.authority, client_id=self.client_id,
+            client_secret=self.client_secret, ca_bundle=self.ca_bundle or None, max_page_size=self.max_page_size,
+            max_concurrency=self.max_concurrency))
+
+
+class MissingSecret(RuntimeError):
+    """An account's row names an environment variable for its API password that is not set."""
+
+
+class DotdigitalResource(dg.ConfigurableResource):
+    """Dotdigital: one client per account, each with the API user and secret its esc_emailaccount row names."""
+
+    base_url: str = DEFAULT_BASE_URL
+    ca_bundle: str | None = None
+    max_active_imports: int = 10
+
+    def client(self, *, api_user: str, secret_name: str, transport: str = "rest") -> DotdigitalClient:
+        """A connected client (region discovered); the password comes from the variable `secret_name`."""
+        password = os.environ.get(secret_name)
+        if not password:
+            raise MissingSecret(f"the API password of Dotdigital user {api_user!r} is read from the environment "
+                                f"variable {secret_name!r}, which is not set")
+        return connect(DotdigitalConfig(api_user=api_user, api_password=password, base_url=self.base_url,
+                                        transport=transport, ca_bundle=self.ca_bundle or None,
+                                        max_active_imports=self.max_active_imports))
+
+
+def _optional(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
 def state_store_resource() -> StateStoreResource:
     """The state store as the environment configures it; the PostgreSQL URL stays an EnvVar (it holds a password)."""
     return StateStoreResource(
-        postgres_url=dg.EnvVar("DOTDYN_POSTGRES_URL") if os.environ.get("DOTDYN_POSTGRES_URL") else None,
+        postgres_url=dg.EnvVar("DOTDYN_POSTGRES_URL") if _optional("DOTDYN_POSTGRES_URL") else None,
         schema_name=os.environ.get("DOTDYN_STATE_SCHEMA", "dotdyn"),
         home=os.environ.get("DOTDYN_HOME", ".dotdyn"),
     )
+
+
+def resources() -> dict[str, dg.ConfigurableResource]:
+    """Every resource, wired to the environment (secrets as EnvVar, resolved when a run starts)."""
+    return {
+        "state": state_store_resource(),
+        "dataverse": DataverseResource(
+            org_url=dg.EnvVar("DOTDYN_DATAVERSE_URL"), authority=dg.EnvVar("DOTDYN_AUTHORITY"),
+            client_id=dg.EnvVar("DOTDYN_CLIENT_ID"), client_secret=dg.EnvVar("DOTDYN_CLIENT_SECRET"),
+            ca_bundle=_optional("DOTDYN_CA_BUNDLE")),
+        "dotdigital": DotdigitalResource(base_url=_optional("DOTDYN_DOTDIGITAL_URL") or DEFAULT_BASE_URL,
+                                         ca_bundle=_optional("DOTDYN_CA_BUNDLE")),
+    }

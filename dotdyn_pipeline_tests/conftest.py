@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,11 @@ from dotdyn_pipeline.sandbox.process import running_sandbox
 SUITE_SANDBOX = SandboxSettings(seed=11, contacts=1_500, leads=400, accounts=150, email_accounts=2, days=10)
 
 
+def trust(contract: dict[str, Any]) -> ssl.SSLContext:
+    """TLS settings that trust the sandbox's CA (and only it)."""
+    return ssl.create_default_context(cafile=contract["ca_cert"])
+
+
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The contract (sandbox.json) of a sandbox serving for the whole test session."""
@@ -27,7 +33,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 @pytest.fixture
 def control(sandbox: dict[str, Any]) -> Iterator[httpx.Client]:
     """A client of the sandbox's control endpoint; every fault switched on in a test is cleared after it."""
-    with httpx.Client(base_url=sandbox["control_url"], verify=sandbox["ca_cert"], timeout=30) as client:
+    with httpx.Client(base_url=sandbox["control_url"], verify=trust(sandbox), timeout=30) as client:
         yield client
         client.delete("/faults").raise_for_status()
 

@@ -24,8 +24,12 @@ def test_definitions_load_with_every_asset():
     from dotdyn_pipeline.definitions import defs
 
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert "state_store" in keys
-    assert defs.resolve_implicit_global_asset_job_def() is not None
+    assert keys >= {"state_store", "crm_contacts", "crm_leads", "crm_accounts", "crm_marketing_lists",
+                    "crm_list_members", "crm_data_mappings", "audience_members", "audience_contacts", "address_books",
+                    "address_book_members"}
+    assert defs.resolve_job_def("audience_sync").partitions_def.name == "email_account"
+    assert defs.resolve_sensor_def("email_accounts") is not None
+    assert defs.resolve_schedule_def("audience_schedule").cron_schedule == "*/15 * * * *"
 
 
 def test_dagster_definitions_validate_passes(tmp_path):

@@ -10,9 +10,8 @@ import re
 
 import pandas as pd
 
-DATA_FIELD_TYPES = ("String", "Numeric", "Date", "Boolean")
-#: Dotdigital's rule for data field names: letters, digits, hyphens and underscores, at most 20.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,20}")
+from dotdyn_pipeline.connectors.dotdigital.models import DATA_FIELD_TYPES, check_data_field_name
+
 #: The longest String value taken by default (Dotdigital's limit is not documented; see the README).
 DEFAULT_MAX_STRING_LENGTH = 255
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -25,13 +24,7 @@ def data_field_name(label: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_-]+", "_", label.strip()).strip("_").upper()[:20].rstrip("_")
     if not name:
         raise ValueError(f"{label!r} has no character a data field name can use")
-    return name
-
-
-def check_data_field_name(name: str) -> str:
-    if not NAME_PATTERN.fullmatch(name):
-        raise ValueError(f"{name!r} is not a valid Dotdigital data field name (letters, digits, _ and -, at most 20)")
-    return name
+    return check_data_field_name(name)
 
 
 def convert(values: pd.Series, field_type: str, max_length: int = DEFAULT_MAX_STRING_LENGTH

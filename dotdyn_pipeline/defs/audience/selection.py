@@ -8,7 +8,7 @@ that address), `unsubscribed` (in the state store's ledger), `suppressed` (suppr
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
 import pandas as pd
@@ -35,16 +35,21 @@ def _skip(frame: pd.DataFrame, mask: pd.Series, reason: str, skipped: list[pd.Se
     return frame[~mask]
 
 
-def apply_consent(members: pd.DataFrame, *, opted_out: Set[str], unsubscribed: Set[str],
-                  suppressed: Set[str]) -> Selection:
-    """Drop inactive records and every address that must not be emailed. The sets hold lower-case addresses."""
+def apply_consent(members: pd.DataFrame, *, opted_out: Set[str], unsubscribed: Set[str], suppressed: Set[str],
+                  list_unsubscribed: Mapping[str, Set[str]] | None = None) -> Selection:
+    """Drop inactive records and every address that must not be emailed. The sets hold lower-case addresses;
+    `list_unsubscribed` holds, per list id, the addresses that left that list's address book only."""
     skipped: list[pd.Series] = []
     keys = email_key(members["email"])
     flagged = members["donotbulkemail"] | members["donotemail"]
     opted = set(opted_out) | set(keys[flagged].dropna())
+    left_list = pd.Series(False, index=members.index)
+    for list_id, addresses in (list_unsubscribed or {}).items():
+        left_list |= (members["list_id"] == list_id) & keys.isin(addresses).fillna(False)
     frame = _skip(members, ~members["active"], "inactive", skipped)
-    for reason, addresses in (("opted_out", opted), ("unsubscribed", unsubscribed), ("suppressed", suppressed)):
-        frame = _skip(frame, keys.loc[frame.index].isin(addresses).fillna(False).to_numpy(), reason, skipped)
+    for reason, mask in (("opted_out", keys.isin(opted)), ("unsubscribed", keys.isin(unsubscribed) | left_list),
+                         ("suppressed", keys.isin(suppressed))):
+        frame = _skip(frame, mask.loc[frame.index].fillna(False).to_numpy(), reason, skipped)
     return Selection(frame, _concat(skipped))
 
 

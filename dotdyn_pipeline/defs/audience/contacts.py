@@ -1,0 +1,62 @@
+"""Map: members' CRM attributes as the Dotdigital data fields their account's mappings name.
+
+The data fields are created in Dotdigital when missing, with valid names and the mapped types; a value that
+cannot be converted to its field's type, or is too long, quarantines the row with the reason.
+"""
+
+import hashlib
+import os
+import time
+
+import dagster as dg
+import pandas as pd
+
+from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
+from dotdyn_pipeline.defs.audience.datafields import DEFAULT_MAX_STRING_LENGTH, convert_frame
+from dotdyn_pipeline.defs.audience.members import account_mappings, quarantine_rows
+from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
+from dotdyn_pipeline.schemas.email import email_key
+
+#: Dotdigital's limit on String values is not documented; 255 is what its errors suggest (see the README).
+MAX_STRING_LENGTH = int(os.environ.get("DOTDYN_MAX_STRING_LENGTH", DEFAULT_MAX_STRING_LENGTH))
+CONTACT_COLUMNS = ["list_id", "crm_table", "crm_id", "email", "email_key", "fingerprint"]
+
+
+def fingerprints(frame: pd.DataFrame, fields: list[str]) -> pd.Series:
+    """A digest of what would be sent for each row (address and data field values)."""
+    text = frame["email"].astype("string").fillna("")
+    for name in fields:
+        text = text.str.cat(frame[name].astype("string").fillna("\x00"), sep="\x1f")
+    return text.map(lambda value: hashlib.blake2b(value.encode(), digest_size=12).hexdigest())
+
+
+@dg.asset(group_name="audience", partitions_def=email_account_partitions, kinds={"pandas", "dotdigital"},
+          pool="dotdigital", description="Members as Dotdigital contacts: data field values of the right type.")
+def audience_contacts(context: dg.AssetExecutionContext, audience_members: pd.DataFrame,
+                      dataverse: DataverseResource, dotdigital: DotdigitalResource,
+                      state: StateStoreResource) -> dg.Output[pd.DataFrame]:
+    started, account_id = time.monotonic(), context.partition_key
+    store = state.open()
+    try:
+        field_types = {m.field: m.type for m in account_mappings(store, account_id)}
+        converted, failures = convert_frame(audience_members, field_types, MAX_STRING_LENGTH)
+        store.quarantine(quarantine_rows(audience_members, failures, account_id, context.run.run_id))
+    finally:
+        store.close()
+    with dataverse.client() as crm:
+        account = email_account(crm, account_id)
+    with account.dotdigital(dotdigital) as client:
+        client.ensure_data_fields(field_types)
+        created, calls = client.counter.snapshot().get("create_data_field", 0), client.counter.total
+    fields = sorted(field_types)
+    contacts = converted[["list_id", "crm_table", "crm_id", "email", *fields]].assign(
+        email_key=email_key(converted["email"]), fingerprint=fingerprints(converted, fields))
+    return dg.Output(contacts[[*CONTACT_COLUMNS, *fields]], metadata={
+        "rows_in": dg.MetadataValue.int(len(audience_members)),
+        "rows_out": dg.MetadataValue.int(len(contacts)),
+        "rows_quarantined": dg.MetadataValue.int(failures["index"].nunique()),
+        "data_fields": dg.MetadataValue.int(len(fields)),
+        "data_fields_created": dg.MetadataValue.int(created),
+        "dotdigital_calls": dg.MetadataValue.int(calls),
+        "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+    })

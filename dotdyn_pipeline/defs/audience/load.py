@@ -1,0 +1,206 @@
+"""Load: each address book made to hold exactly its list's members, by bulk import and removals.
+
+What is sent is compared with what was last sent (the state store's book members and their fingerprints):
+new and changed people go in one bulk import per book, people who left the list are removed, and a CRM
+record whose email changed has its Dotdigital contact's email updated first, so the import updates that
+contact instead of creating a second one. A run with no change makes no write call. The import report and
+its per-row faults are recorded; a row refused because the address is suppressed or unsubscribed in
+Dotdigital goes into the unsubscribe ledger, so no later run sends it again.
+"""
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient, DotdigitalError, ImportFailed, NotFound
+from dotdyn_pipeline.connectors.dotdigital.imports import ImportOutcome
+from dotdyn_pipeline.connectors.dotdigital.models import Contact
+from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
+from dotdyn_pipeline.defs.audience.contacts import CONTACT_COLUMNS
+from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
+from dotdyn_pipeline.state import BookMember, ContactLink, ImportJob, QuarantinedRow, StateStore, UnsubscribeEvent
+
+#: Fault reasons that are consent facts, not data problems: the address must not be sent again.
+CONSENT_FAULTS = ("suppress", "unsubscrib", "bounce", "complain", "blocked")
+
+
+#: Address books loaded at once: their imports then overlap instead of queueing.
+PARALLEL_BOOKS = 4
+
+
+@dataclass
+class LoadCounts:
+    sent: int = 0
+    imported: int = 0
+    faulted: int = 0
+    removed: int = 0
+    email_changes: int = 0
+    unchanged: int = 0
+    faults_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: "LoadCounts") -> None:
+        for name in ("sent", "imported", "faulted", "removed", "email_changes", "unchanged"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for reason, n in other.faults_by_reason.items():
+            self.faults_by_reason[reason] = self.faults_by_reason.get(reason, 0) + n
+
+
+@dataclass(frozen=True)
+class BookPlan:
+    """What one address book needs: rows to send, members to remove, records whose email changed."""
+
+    send: pd.DataFrame
+    remove: pd.DataFrame  # book members (BOOK_MEMBER_COLUMNS) no longer on the list
+    moved: pd.DataFrame  # wanted rows whose record was sent before under another address (+ its old row)
+    unchanged: int
+
+
+def plan_book(wanted: pd.DataFrame, sent: pd.DataFrame) -> BookPlan:
+    """Compare the list's contacts (`wanted`, unique by email_key) with the book's last sent members."""
+    merged = wanted.merge(sent, on="email_key", how="outer", suffixes=("", "_sent"), indicator=True)
+    new = merged["_merge"] == "left_only"
+    gone = merged["_merge"] == "right_only"
+    changed = (merged["_merge"] == "both") & (merged["fingerprint"] != merged["fingerprint_sent"])
+    old = merged.loc[gone, ["email_key", "crm_table_sent", "crm_id_sent", "fingerprint_sent",
+                            "dotdigital_contact_id"]].rename(columns=lambda c: c.removesuffix("_sent"))
+    moved = merged.loc[new, ["email_key", "email", "crm_table", "crm_id"]].merge(
+        old, on=["crm_table", "crm_id"], suffixes=("", "_old"))
+    remove = old[~old["email_key"].isin(moved["email_key_old"])]
+    return BookPlan(send=merged.loc[new | changed, wanted.columns], remove=remove, moved=moved,
+                    unchanged=int(((merged["_merge"] == "both") & ~changed).sum()))
+
+
+def _import_rows(frame: pd.DataFrame, fields: list[str]) -> Iterator[dict[str, Any]]:
+    for row in frame[["email", *fields]].itertuples(index=False, name=None):
+        yield {"Email": row[0], **{name: ("" if pd.isna(value) else value) for name, value in zip(fields, row[1:],
+                                                                                                  strict=True)}}
+
+
+def _contact_id(client: DotdigitalClient, known: Any, email: str) -> int | None:
+    if not pd.isna(known):
+        return int(known)
+    try:
+        return client.contact(email).id
+    except NotFound:
+        return None
+
+
+def _record_imports(store: StateStore, account: str, book: int, run_id: str, outcomes: list[ImportOutcome],
+                    status: str = "Finished") -> None:
+    now = datetime.now(UTC).isoformat()
+    for outcome in outcomes:
+        store.record_import(ImportJob(
+            outcome.import_id, account, book, status, rows_sent=outcome.rows, run_id=run_id,
+            rows_imported=outcome.rows - len(outcome.faults), rows_faulted=len(outcome.faults),
+            report={"new_contacts": outcome.report.new_contacts, "updated_contacts": outcome.report.updated_contacts,
+                    "faults": outcome.report.faults}, finished_at=now))
+
+
+def load_book(client: DotdigitalClient, store: StateStore, account: str, book: int, wanted: pd.DataFrame,
+              fields: list[str], run_id: str) -> LoadCounts:
+    """Bring one address book in line with `wanted`; record what was done and return the counts."""
+    plan = plan_book(wanted, store.books.members(account, book))
+    counts = LoadCounts(unchanged=plan.unchanged)
+    links = []
+    for row in plan.moved.itertuples(index=False):
+        contact_id = _contact_id(client, row.dotdigital_contact_id, row.email_key_old)
+        if contact_id is not None:
+            client.update_contact(Contact(id=contact_id, email=row.email))
+            links.append(ContactLink(account, row.crm_table, row.crm_id, row.email_key, contact_id))
+        store.books.remove(account, book, [row.email_key_old])
+        counts.email_changes += 1
+    store.link_contacts(links)
+
+    faults = []
+    if not plan.send.empty:
+        try:
+            result = client.import_contacts(book, _import_rows(plan.send, fields), ["Email", *fields])
+        except ImportFailed as failed:
+            _record_imports(store, account, book, run_id, failed.completed)
+            store.record_import(ImportJob(failed.import_id, account, book, failed.import_status, failed.rows,
+                                          run_id=run_id, finished_at=datetime.now(UTC).isoformat()))
+            raise
+        _record_imports(store, account, book, run_id, result.outcomes)
+        faults = result.faults
+        counts.sent += len(plan.send)
+    faulted = {fault.email.strip().lower(): fault.reason for fault in faults}
+    for reason in faulted.values():
+        counts.faults_by_reason[reason] = counts.faults_by_reason.get(reason, 0) + 1
+    counts.faulted += len(faulted)
+    counts.imported += len(plan.send) - len(faulted)
+    _record_faults(store, account, book, plan.send, faulted, run_id)
+    loaded = plan.send[~plan.send["email_key"].isin(faulted)]
+    store.books.save(account, book, (BookMember(key, table, crm_id, fingerprint) for key, table, crm_id, fingerprint
+                                     in loaded[["email_key", "crm_table", "crm_id", "fingerprint"]].itertuples(
+                                         index=False, name=None)))
+
+    for row in plan.remove.itertuples(index=False):
+        contact_id = _contact_id(client, row.dotdigital_contact_id, row.email_key)
+        if contact_id is not None:
+            try:
+                client.remove_contact_from_address_book(book, contact_id)
+            except NotFound:
+                pass  # already gone from the book
+        store.books.remove(account, book, [row.email_key])
+        counts.removed += 1
+    return counts
+
+
+def _record_faults(store: StateStore, account: str, book: int, sent: pd.DataFrame, faulted: dict[str, str],
+                   run_id: str) -> None:
+    rows = sent[sent["email_key"].isin(faulted)]
+    store.quarantine(QuarantinedRow(account, table, crm_id, f"import.{faulted[key]}",
+                                    f"Dotdigital did not import the row: {faulted[key]}", "email", email, run_id)
+                     for key, table, crm_id, email in rows[["email_key", "crm_table", "crm_id", "email"]].itertuples(
+                         index=False, name=None))
+    now = datetime.now(UTC).isoformat()
+    for key, reason in faulted.items():
+        if any(word in reason.lower() for word in CONSENT_FAULTS):
+            store.record_unsubscribe(UnsubscribeEvent(account, key, "account", "dotdigital", now,
+                                                      reason=f"import fault: {reason}"))
+
+
+@dg.asset(group_name="audience", partitions_def=email_account_partitions, kinds={"dotdigital"}, pool="dotdigital",
+          description="The account's address books, each holding exactly its list's consenting members.")
+def address_book_members(context: dg.AssetExecutionContext, audience_contacts: pd.DataFrame,
+                         address_books: dict[str, int], dataverse: DataverseResource, dotdigital: DotdigitalResource,
+                         state: StateStoreResource) -> dg.MaterializeResult:
+    started, account_id = time.monotonic(), context.partition_key
+    fields = [column for column in audience_contacts.columns if column not in CONTACT_COLUMNS]
+    counts = LoadCounts()
+    store = state.open()
+    try:
+        with dataverse.client() as crm, email_account(crm, account_id).dotdigital(dotdigital) as client:
+            try:
+                with ThreadPoolExecutor(max_workers=PARALLEL_BOOKS) as pool:
+                    loads = [pool.submit(load_book, client, store, account_id, book,
+                                         audience_contacts[audience_contacts["list_id"] == list_id], fields,
+                                         context.run.run_id)
+                             for list_id, book in sorted(address_books.items())]
+                    for load in loads:
+                        counts.add(load.result())
+            except DotdigitalError as exc:
+                raise dg.Failure(description=f"loading account {account_id} stopped: {exc}") from exc
+            calls = client.counter.snapshot()
+        store.add_api_calls(account_id, "dotdigital", calls)
+    finally:
+        store.close()
+    return dg.MaterializeResult(metadata={
+        "address_books": dg.MetadataValue.int(len(address_books)),
+        "rows_in": dg.MetadataValue.int(len(audience_contacts)),
+        "rows_sent": dg.MetadataValue.int(counts.sent),
+        "rows_imported": dg.MetadataValue.int(counts.imported),
+        "rows_faulted": dg.MetadataValue.int(counts.faulted),
+        "rows_unchanged": dg.MetadataValue.int(counts.unchanged),
+        "rows_removed": dg.MetadataValue.int(counts.removed),
+        "email_changes": dg.MetadataValue.int(counts.email_changes),
+        "faults_by_reason": dg.MetadataValue.json(counts.faults_by_reason),
+        "dotdigital_calls": dg.MetadataValue.int(sum(n for k, n in calls.items() if not k.startswith("retry:"))),
+        "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+    })

@@ -1,0 +1,159 @@
+"""Validate: each account's list members, from the mirror, with consent applied, checked and de-duplicated.
+
+Every member row ends in exactly one place: kept, quarantined (with the rule it broke and the value), or
+skipped under one counted reason (see selection.py), and the metadata says how many went where.
+"""
+
+import os
+import time
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, PERSON_TABLES
+from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
+from dotdyn_pipeline.resources import StateStoreResource
+from dotdyn_pipeline.schemas.audience import AudienceMember
+from dotdyn_pipeline.schemas.email import normalise_emails
+from dotdyn_pipeline.schemas.quarantine import split_valid
+from dotdyn_pipeline.state import QuarantinedRow, StateStore
+
+#: The run fails when more than this share of the checked rows is quarantined: such a batch is unsafe.
+MAX_QUARANTINE_SHARE = float(os.environ.get("DOTDYN_MAX_QUARANTINE_SHARE", "0.25"))
+QUALITY_CHECK = "member_quality"
+with warnings.catch_warnings():  # dagster-pandera's one function is marked beta; the dependency is pinned
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    AUDIENCE_MEMBER_TYPE = pandera_schema_to_dagster_type(AudienceMember)
+BASE_COLUMNS = ["list_id", "crm_table", "crm_id", "email_raw", "donotbulkemail", "donotemail", "active",
+                "modifiedon"]
+
+
+@dataclass(frozen=True)
+class DataMapping:
+    """One CRM attribute -> Dotdigital data field, for one table of one account."""
+
+    entity: str
+    attribute: str
+    field: str
+    type: str
+
+
+def account_lists(store: StateStore, account_id: str) -> list[dict[str, Any]]:
+    """The account's active marketing lists that are activated for email."""
+    return [row for row in store.mirror.rows("list")
+            if row.get("_esc_emailaccountid_value") == account_id and row.get("esc_activatedforemail")
+            and row.get("statecode", 0) == 0]
+
+
+def account_mappings(store: StateStore, account_id: str) -> list[DataMapping]:
+    return [DataMapping(row["esc_entityname"], row["esc_attributename"], row["esc_datafieldname"].upper(),
+                        row.get("esc_datafieldtype") or "String")
+            for row in store.mirror.rows("esc_emaildatamapping")
+            if row.get("_esc_emailaccountid_value") == account_id and row.get("statecode", 0) == 0
+            and row.get("esc_attributename") and row.get("esc_datafieldname")]
+
+
+def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
+                 mappings: list[DataMapping]) -> pd.DataFrame:
+    """One row per (list, record), built column by column so a million members stay compact."""
+    fields = sorted({m.field for m in mappings})
+    by_entity: dict[str, list[DataMapping]] = {}
+    for mapping in mappings:
+        by_entity.setdefault(mapping.entity, []).append(mapping)
+    columns: dict[str, list[Any]] = {name: [] for name in [*BASE_COLUMNS, *fields]}
+    for list_id, table, crm_id, data in members:
+        values = {"list_id": list_id, "crm_table": table, "crm_id": crm_id,
+                  "email_raw": data.get("emailaddress1"), "donotbulkemail": bool(data.get("donotbulkemail")),
+                  "donotemail": bool(data.get("donotemail")), "active": data.get("statecode", 0) == 0,
+                  "modifiedon": data.get("modifiedon")}
+        values.update({m.field: data.get(m.attribute) for m in by_entity.get(table, ())})
+        for name, column in columns.items():
+            column.append(values.get(name))
+    frame = pd.DataFrame(columns)
+    frame["email_raw"] = frame["email_raw"].astype("string")
+    frame["email"] = normalise_emails(frame["email_raw"])
+    frame["modifiedon"] = pd.to_datetime(frame["modifiedon"], utc=True, format="ISO8601")
+    for flag in ("donotbulkemail", "donotemail", "active"):
+        frame[flag] = frame[flag].astype(bool)
+    return frame
+
+
+def quarantine_rows(frame: pd.DataFrame, failures: pd.DataFrame, account: str, run_id: str) -> list[QuarantinedRow]:
+    """State store rows for pandera or conversion failures (`FAILURE_COLUMNS`) of `frame`'s rows."""
+    rows = frame.loc[failures["index"], ["crm_table", "crm_id", "email_raw"]]
+    reasons = {"email.syntax": "not a valid email address", "email.required": "no email address",
+               "email.too_long": "longer than 254 characters"}
+    return [QuarantinedRow(account=account, source_table=table, record_id=crm_id, rule=rule,
+                           reason=reasons.get(rule, rule.replace(".", ": ").replace("_", " ")),
+                           column_name=column, value=_text(raw if column == "email" else value), run_id=run_id)
+            for (table, crm_id, raw), rule, column, value in zip(
+                rows.itertuples(index=False, name=None), failures["rule"], failures["column"], failures["value"],
+                strict=True)]
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _sample(rows: list[QuarantinedRow], limit: int = 10) -> str:
+    lines = ["| table | record | rule | value |", "|---|---|---|---|"]
+    lines += [f"| {r.source_table} | {r.record_id} | {r.rule} | {str(r.value)[:60]} |" for r in rows[:limit]]
+    return "\n".join(lines)
+
+
+@dg.asset(
+    group_name="audience", partitions_def=email_account_partitions, deps=list(EXTRACT_ASSETS),
+    dagster_type=AUDIENCE_MEMBER_TYPE, kinds={"pandas"},
+    check_specs=[dg.AssetCheckSpec(QUALITY_CHECK, asset="audience_members", blocking=True,
+                                   description="Fails the run when the batch as a whole is unsafe "
+                                               "(too large a share of rows quarantined).")],
+    description="The account's list members who may be emailed: consenting, valid, one per address per list.",
+)
+def audience_members(context: dg.AssetExecutionContext, state: StateStoreResource):
+    started, account = time.monotonic(), context.partition_key
+    store = state.open()
+    try:
+        lists = account_lists(store, account)
+        list_ids = [row["listid"] for row in lists]
+        frame = member_frame(store.mirror.members("listmember", list_ids, PERSON_TABLES),
+                             account_mappings(store, account))
+        links = store.mirror.link_count("listmember", list_ids)
+        books = {row["esc_addressbookid"]: row["listid"] for row in lists if row.get("esc_addressbookid")}
+        consent = apply_consent(
+            frame, opted_out=store.mirror.opted_out_keys(), unsubscribed=store.unsubscribed_emails(account),
+            suppressed=set(), list_unsubscribed={
+                list_id: store.unsubscribed_emails(account, book) - store.unsubscribed_emails(account)
+                for book, list_id in books.items()})
+        split = split_valid(consent.kept, AudienceMember)
+        quarantined = quarantine_rows(frame, split.failures, account, context.run.run_id)
+        store.quarantine(quarantined)
+        unique = one_per_email(split.valid)
+    finally:
+        store.close()
+    skipped = {reason: 0 for reason in SKIP_REASONS} | consent.skipped_counts() | unique.skipped_counts()
+    checked = len(consent.kept)
+    share = split.quarantined_rows / checked if checked else 0.0
+    by_rule = split.failures["rule"].value_counts().to_dict() if len(split.failures) else {}
+    yield dg.Output(unique.kept, metadata={
+        "lists": dg.MetadataValue.int(len(lists)),
+        "rows_in": dg.MetadataValue.int(len(frame)),
+        "members_without_record": dg.MetadataValue.int(links - len(frame)),
+        "rows_out": dg.MetadataValue.int(len(unique.kept)),
+        "rows_quarantined": dg.MetadataValue.int(split.quarantined_rows),
+        **{f"skipped_{reason}": dg.MetadataValue.int(n) for reason, n in skipped.items()},
+        "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+        "dagster/row_count": dg.MetadataValue.int(len(unique.kept)),
+    })
+    yield dg.AssetCheckResult(
+        check_name=QUALITY_CHECK, passed=share <= MAX_QUARANTINE_SHARE, severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{split.quarantined_rows} of {checked} checked rows quarantined ({share:.1%}); "
+                    f"the batch is unsafe above {MAX_QUARANTINE_SHARE:.0%}",
+        metadata={"quarantined": dg.MetadataValue.int(split.quarantined_rows),
+                  "checked": dg.MetadataValue.int(checked), "share": dg.MetadataValue.float(round(share, 4)),
+                  "by_rule": dg.MetadataValue.json(by_rule), "sample": dg.MetadataValue.md(_sample(quarantined))})

@@ -1,0 +1,156 @@
+"""The audience flow end to end: Dataverse sandbox -> pipeline -> Dotdigital sandbox, over HTTPS."""
+
+from __future__ import annotations
+
+import pytest
+
+from dotdyn_pipeline_tests.e2e.conftest import facts
+
+
+def _assert_books_match(world, account):
+    expected = world.expected_books(account)
+    assert expected and all(book for book in expected), "every activated list has its address book"
+    actual = world.actual_books(account, list(expected))
+    for book, wanted in expected.items():
+        never_sent = world.suppressed(account, wanted - set(actual[book]))
+        assert set(actual[book]) == wanted - never_sent, f"book {book}"
+        assert len(actual[book]) == len(set(actual[book])), "no one twice in a book"
+        assert len(never_sent) <= max(3, len(wanted) // 10), "only a few are suppressed in Dotdigital"
+
+
+@pytest.fixture(scope="module")
+def first_sync(pipeline):
+    return {account: pipeline.sync(account) for account in pipeline.accounts}
+
+
+def test_accounts_become_partitions(world, pipeline):
+    assert sorted(pipeline.accounts) == sorted(a["emailaccount_id"] for a in world.contract["accounts"])
+
+
+def test_books_hold_exactly_the_valid_consenting_members(world, pipeline, first_sync):
+    for account, result in first_sync.items():
+        assert result.success, account
+        _assert_books_match(world, account)
+        members = facts(result)["audience_members"]
+        accounted = (members["rows_out"] + members["rows_quarantined"]
+                     + sum(v for k, v in members.items() if k.startswith("skipped_")))
+        assert accounted == members["rows_in"], "every member row is loaded, quarantined or skipped"
+
+
+def test_a_second_run_without_changes_writes_nothing(world, pipeline, first_sync):
+    for account in pipeline.accounts:
+        imports_before = world.overview(account)["counts"]["imports"]
+        result = pipeline.sync(account)
+        assert result.success
+        load = facts(result)["address_book_members"]
+        assert (load["rows_sent"], load["rows_removed"], load["email_changes"]) == (0, 0, 0)
+        assert facts(result)["address_books"]["address_books_created"] == 0
+        assert facts(result)["audience_contacts"]["data_fields_created"] == 0
+        assert world.overview(account)["counts"]["imports"] == imports_before
+
+
+def _a_loaded_member(world, account):
+    """A contact on an activated list of `account` that the first sync loaded."""
+    expected = world.expected_books(account)
+    book, emails = next((b, e) for b, e in expected.items() if e)
+    loaded = set(world.actual_books(account, [book])[book])
+    contacts = {(row.get("emailaddress1") or "").strip().lower(): row for row in world.rows("contacts")}
+    email = sorted(e for e in emails & loaded if e in contacts)[0]
+    return book, contacts[email]
+
+
+def test_an_email_change_updates_the_same_contact(world, pipeline, first_sync):
+    account = pipeline.accounts[0]
+    book, contact = _a_loaded_member(world, account)
+    old = contact["emailaddress1"].strip().lower()
+    before = world.contact(account, old)
+    new = f"changed.{contact['contactid'][:8]}@example.org"
+    world.put_row("contacts", {"contactid": contact["contactid"], "emailaddress1": new})
+    result = pipeline.sync(account)
+    assert result.success
+    assert facts(result)["address_book_members"]["email_changes"] >= 1
+    after = world.contact(account, new)
+    assert after is not None and after["id"] == before["id"], "the same Dotdigital contact, renamed"
+    assert world.contact(account, old) is None, "no second contact left under the old address"
+    _assert_books_match(world, account)
+
+
+def test_leaving_the_list_or_opting_out_removes_from_the_book(world, pipeline, first_sync):
+    account = pipeline.accounts[0]
+    book, leaver = _a_loaded_member(world, account)
+    member = next(m for m in world.rows("listmembers") if m["_entityid_value"] == leaver["contactid"])
+    world.delete_row("listmembers", member["listmemberid"])
+    _, opted = _a_loaded_member(world, account)
+    world.put_row("contacts", {"contactid": opted["contactid"], "donotbulkemail": True})
+    result = pipeline.sync(account)
+    assert result.success
+    assert facts(result)["address_book_members"]["rows_removed"] >= 2
+    _assert_books_match(world, account)
+
+
+def test_faults_on_both_sides_end_in_the_same_state(world, pipeline, first_sync):
+    account = pipeline.accounts[1]
+    _, changed = _a_loaded_member(world, account)
+    world.put_row("contacts", {"contactid": changed["contactid"], "firstname": "Faulted"})
+    for service, rule in (("dataverse", {"kind": "throttle", "count": 3, "retry_after": 1}),
+                          ("dataverse", {"kind": "drop", "count": 2}),
+                          ("dotdigital", {"kind": "server_error", "count": 2}),
+                          ("dotdigital", {"kind": "drop", "count": 1})):
+        world.http.post(f"/faults/{service}", json=rule).raise_for_status()
+    try:
+        result = pipeline.sync(account)
+    finally:
+        world.http.delete("/faults").raise_for_status()
+    assert result.success
+    assert facts(result)["address_book_members"]["rows_sent"] >= 1
+    _assert_books_match(world, account)
+
+
+KILLED_SYNC = """
+import sys
+from dotdyn_pipeline.definitions import build_definitions
+import dagster as dg
+job = build_definitions().resolve_job_def("audience_sync")
+instance = dg.DagsterInstance.ephemeral()
+instance.add_dynamic_partitions("email_account", [sys.argv[1]])
+job.execute_in_process(partition_key=sys.argv[1], instance=instance)
+"""
+
+
+def test_a_run_killed_during_the_load_is_repaired_by_the_next(world, pipeline, first_sync):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    account = pipeline.accounts[0]
+    expected = world.expected_books(account)
+    contacts = {(row.get("emailaddress1") or "").strip().lower(): row for row in world.rows("contacts")}
+    changed = sorted(e for emails in expected.values() for e in emails if e in contacts)[:25]
+    for email in changed:
+        world.put_row("contacts", {"contactid": contacts[email]["contactid"], "firstname": "Renamed"})
+    contacts_before = world.overview(account)["counts"]["contacts"]
+    imports_before = world.overview(account)["counts"]["imports"]
+    # slow the import status polls so that the kill lands while an import is in flight
+    world.http.post("/faults/dotdigital", json={"kind": "latency", "latency_ms": 1500,
+                                                "path": "/contacts/import/"}).raise_for_status()
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SYNC, account], env=os.environ.copy(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while world.overview(account)["counts"]["imports"] == imports_before:
+            assert proc.poll() is None, "the sync ended before it imported anything"
+            assert time.monotonic() < deadline, "no import started"
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    finally:
+        world.http.delete("/faults").raise_for_status()
+    assert proc.returncode != 0, "the run was killed, not finished"
+
+    result = pipeline.sync(account)
+    assert result.success
+    _assert_books_match(world, account)
+    assert world.overview(account)["counts"]["contacts"] == contacts_before, "no contact created twice"
+    renamed = world.contact(account, changed[0])
+    assert renamed["data"].get("FIRSTNAME") == "Renamed"
