@@ -12,6 +12,7 @@ import json
 import signal
 import socket
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import uvicorn
@@ -93,7 +94,9 @@ async def serve(directory: Path, settings: SandboxSettings) -> None:
         urls={name: f"https://127.0.0.1:{sock.getsockname()[1]}" for name, sock in sockets.items()},
         faults={name: FaultPlan(settings.seed) for name in SERVICE_BUILDERS},
     )
-    services = {name: build(ctx) for name, build in SERVICE_BUILDERS.items()}
+    with ThreadPoolExecutor(max_workers=len(SERVICE_BUILDERS)) as pool:  # each seeds its own data: overlap them
+        built = {name: pool.submit(build, ctx) for name, build in SERVICE_BUILDERS.items()}
+        services = {name: future.result() for name, future in built.items()}
     apps = {name: FaultMiddleware(service.app, ctx.faults[name], service.render_fault)
             for name, service in services.items()}
     apps["control"] = _control_app(ctx, services)
@@ -101,7 +104,7 @@ async def serve(directory: Path, settings: SandboxSettings) -> None:
     servers = []
     for name, app in apps.items():
         config = uvicorn.Config(app, log_level="warning", ssl_certfile=str(tls.server_cert),
-                                ssl_keyfile=str(tls.server_key), timeout_keep_alive=30,
+                                ssl_keyfile=str(tls.server_key), timeout_keep_alive=30, timeout_graceful_shutdown=2,
                                 ssl_version=ssl.PROTOCOL_TLS_SERVER, access_log=False)
         servers.append((_Server(config), sockets[name]))
 

@@ -323,7 +323,9 @@ class ResubscribeResult:
     status: str
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> ResubscribeResult:
+    def from_api(cls, data: dict[str, Any] | str) -> ResubscribeResult:
+        if isinstance(data, str):  # SOAP v2 answers the status alone (ApiResubscribeResult is an enum there)
+            return cls(contact=None, status=data)
         contact = data.get("contact")
         return cls(contact=Contact.from_api(contact) if contact else None, status=data.get("status") or "")
 

@@ -1,14 +1,128 @@
-"""Placeholder until this stand-in is written: every request answers 501."""
+"""Stand-in for the Dataverse Web API (`{dataverse_url}/api/data/v9.2/`), bearer tokens from the identity stand-in.
 
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
+Options (`dotdyn sandbox up --option key=value`):
+- `dataverse.untracked` (default `campaign,esc_crmfield`): tables without change tracking.
+- `dataverse.untracked_track_changes` (`ignore` | `error`): what `Prefer: odata.track-changes` does on them.
+- `dataverse.delta_token_max_age` (seconds, default 604800 = 7 days): how long a delta token stays valid.
+- `dataverse.seed_workers` (default 2): processes generating contacts at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import traceback
+import uuid
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
+from starlette.responses import Response
 
 from dotdyn_pipeline.sandbox.context import SandboxContext, Service
+from dotdyn_pipeline.sandbox.dataverse.api import Api
+from dotdyn_pipeline.sandbox.dataverse.batch import BatchRunner
+from dotdyn_pipeline.sandbox.dataverse.control import control_routes
+from dotdyn_pipeline.sandbox.dataverse.errors import (
+    REQUESTS_LIMIT,
+    SERVER,
+    THROTTLE_MESSAGES,
+    DataverseError,
+    segment_not_found,
+)
+from dotdyn_pipeline.sandbox.dataverse.messages import ApiRequest, ApiResponse
+from dotdyn_pipeline.sandbox.dataverse.query import ChangeTracking, CollectionReader, Signer
+from dotdyn_pipeline.sandbox.dataverse.schema import TABLES, untracked
+from dotdyn_pipeline.sandbox.dataverse.seed import Plan, seed
+from dotdyn_pipeline.sandbox.dataverse.store import Store
+from dotdyn_pipeline.sandbox.faults import FaultRule
+from dotdyn_pipeline.sandbox.identity import authority, token_issuer
+from dotdyn_pipeline.sandbox.people import record_id
+
+API_ROOT = "/api/data/v9.2"
+TOKEN_EXPIRY = "token_expiry"  # noqa: S105 (a fault kind, not a secret)
+
+
+def render_fault(rule: FaultRule, request: Request) -> Response:
+    """Service protection (429 + Retry-After, code chosen by params.code) and server errors, as Dataverse sends them."""
+    if rule.kind == "throttle":
+        code = rule.params.get("code", REQUESTS_LIMIT)
+        error = DataverseError(429, code, THROTTLE_MESSAGES.get(code, THROTTLE_MESSAGES[REQUESTS_LIMIT]),
+                               {"Retry-After": str(max(1, round(rule.retry_after or 1)))})
+    else:
+        status = rule.status or 503
+        error = DataverseError(status, SERVER, "The service is temporarily unavailable. Please try again later."
+                               if status == 503 else "An unexpected error occurred.")
+    response = ApiResponse.error(error)
+    return Response(response.body, response.status, response.headers)
 
 
 def build(ctx: SandboxContext) -> Service:
-    async def not_implemented(scope, receive, send):
-        await JSONResponse({"error": "not implemented"}, status_code=501)(scope, receive, send)
+    settings = ctx.settings
+    option = settings.option
+    org_url = ctx.urls["dataverse"]
+    api_url = org_url + API_ROOT
+    tracked = {t.logical_name for t in TABLES if t.system} - untracked(settings.options)
+    store = Store(ctx.directory / "dataverse.sqlite", TABLES)
+    plan = Plan(settings.seed, settings.contacts, settings.leads, settings.accounts, settings.email_accounts)
+    counts = seed(store, plan, ctx.accounts, settings.days, tracked,
+                  int(option("dataverse.seed_workers", str(min(2, os.cpu_count() or 1)))))
+    print(f"dataverse: seeded {counts}", flush=True)
+    tracking = ChangeTracking(tracked, float(option("dataverse.delta_token_max_age", str(7 * 86_400))),
+                              option("dataverse.untracked_track_changes", "ignore"))
+    reader = CollectionReader(store, Signer(secrets.token_bytes(32)), tracking, api_url)
+    api = Api(store, reader, api_url, tracked, record_id(settings.seed, "organization", 0), ctx.client_id)
+    batch = BatchRunner(store, api.handle)
+    tokens = token_issuer(ctx)
+    challenge = (f"Bearer authorization_uri={authority(ctx)}/oauth2/authorize, resource_id={org_url}/")
+    faults = ctx.faults["dataverse"]
 
-    return Service(name=__name__, app=not_implemented,
-                   render_fault=lambda rule, request: JSONResponse({}, status_code=503))
+    def unauthorized(problem: str) -> ApiResponse:
+        return ApiResponse(401, b"", {"WWW-Authenticate": f'{challenge}, error="invalid_token", '
+                                                          f'error_description="{problem}"'})
+
+    def respond(method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> ApiResponse:
+        if not path.startswith(API_ROOT + "/") and path != API_ROOT:
+            return ApiResponse.error(segment_not_found(path.strip("/").split("/")[0]))
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if faults.take(TOKEN_EXPIRY, method, path) is not None:
+            tokens.revoke_all()
+        if scheme.lower() != "bearer" or not token:
+            return unauthorized("The request has no bearer token")
+        problem = tokens.check(token.strip(), org_url)
+        if problem:
+            return unauthorized(problem)
+        request = ApiRequest(method, path[len(API_ROOT) + 1:], dict(parse_qsl(query, keep_blank_values=True)),
+                             headers, body)
+        if request.path.strip("/") == "$batch" and method == "POST":
+            try:
+                return batch.run(request)
+            except DataverseError as error:
+                return ApiResponse.error(error)
+        return api.handle(request)
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]},{text}" if key in headers else text
+        body = await request.body()
+        try:
+            response = respond(scope["method"], scope["path"], scope["query_string"].decode("latin-1"), headers,
+                               body)
+        except Exception:  # a bug in the stand-in: answer like the service does, keep the trace in the log
+            traceback.print_exc(file=sys.stderr)
+            response = ApiResponse.error(DataverseError(500, SERVER, "An unexpected error occurred."))
+        request_id = str(uuid.uuid4())
+        response.headers.setdefault("OData-Version", "4.0")
+        response.headers["x-ms-service-request-id"] = request_id
+        response.headers["REQ_ID"] = request_id
+        await Response(response.body, response.status, response.headers)(scope, receive, send)
+
+    return Service(name="dataverse", app=app, render_fault=render_fault,
+                   control_routes=control_routes(store, tracking, settings.seed),
+                   contract={"dataverse_url": org_url}, on_shutdown=store.close)

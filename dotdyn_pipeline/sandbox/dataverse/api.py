@@ -1,0 +1,228 @@
+"""The Web API's routes below `/api/data/v9.2/`: one `handle(ApiRequest) -> ApiResponse` for HTTP and `$batch`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from dotdyn_pipeline.sandbox.dataverse import metadata
+from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request, segment_not_found
+from dotdyn_pipeline.sandbox.dataverse.lists import LIST, Memberships
+from dotdyn_pipeline.sandbox.dataverse.messages import JSON_TYPE, ApiRequest, ApiResponse
+from dotdyn_pipeline.sandbox.dataverse.odata import parse_key, parse_select, split_segment
+from dotdyn_pipeline.sandbox.dataverse.query import CollectionReader
+from dotdyn_pipeline.sandbox.dataverse.schema import BY_LOGICAL, BY_SET, Table
+from dotdyn_pipeline.sandbox.dataverse.store import ROWID, Store
+from dotdyn_pipeline.sandbox.dataverse.writes import Writer, table_of
+
+ACTION = "Microsoft.Dynamics.CRM."
+READ_ONLY_SETS = {"EntityDefinitions", "sdkmessagefilters"}
+
+
+class Api:
+    """Dispatches one Web API request; errors come back as the documented error JSON."""
+
+    def __init__(self, store: Store, reader: CollectionReader, api_url: str, tracked: set[str],
+                 organization_id: str, user_id: str) -> None:
+        self.store, self.reader, self.api_url, self.tracked = store, reader, api_url, tracked
+        self.writer = Writer(store, api_url)
+        self.lists = Memberships(store)
+        self.who_am_i = {"BusinessUnitId": organization_id, "UserId": user_id, "OrganizationId": organization_id}
+
+    def handle(self, request: ApiRequest) -> ApiResponse:
+        try:
+            return self._route(request)
+        except DataverseError as error:
+            return ApiResponse.error(error)
+
+    # -- routing -----------------------------------------------------------------------------------------
+    def _route(self, request: ApiRequest) -> ApiResponse:
+        path, method = request.path.strip("/"), request.method
+        if path == "" and method == "GET":
+            return ApiResponse.json(metadata.service_document(self.api_url))
+        if path == "$metadata" and method == "GET":
+            return ApiResponse(200, metadata.csdl(self.tracked).encode(), {"Content-Type": "application/xml"})
+        if path == "WhoAmI" and method == "GET":
+            return ApiResponse.json({"@odata.context": f"{self.api_url}/$metadata#Microsoft.Dynamics.CRM."
+                                                       "WhoAmIResponse", **self.who_am_i})
+        if path == "AddListMembersList" and method == "POST":
+            return self._add_list_members_list(request)
+        name, key, rest = split_segment(path)
+        table = table_of(name)
+        if table.entity_set in READ_ONLY_SETS and method != "GET":
+            raise DataverseError(405, "0x80060888", f"The entity set '{table.entity_set}' is read-only.")
+        if key is None:
+            return self._collection(table, rest, request)
+        return self._entity(table, parse_key(table, key), rest, request)
+
+    def _collection(self, table: Table, rest: str, request: ApiRequest) -> ApiResponse:
+        method = request.method
+        if rest == "" and method == "GET":
+            return self.reader.read(table, request)
+        if rest == "$count" and method == "GET":
+            return self.reader.count(table, request)
+        if rest == "" and method == "POST":
+            with self.store.transaction():
+                row = self.writer.create(table, request.json())
+                self._after_write(table, row)
+            return self._written(table, row, request, created=True)
+        if rest.startswith(ACTION) and method == "POST":
+            return self._bulk(table, rest.removeprefix(ACTION), request)
+        if rest == "" and method in ("PATCH", "DELETE", "PUT"):
+            raise DataverseError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on a collection.")
+        raise segment_not_found(rest)
+
+    def _entity(self, table: Table, key: dict[str, Any], rest: str, request: ApiRequest) -> ApiResponse:
+        method = request.method
+        if table.entity_set == "EntityDefinitions":
+            return self._definition(key, rest, request)
+        if rest.startswith(ACTION) and table is LIST and method == "POST":
+            return self._member_action(self.writer.require(table, key), rest.removeprefix(ACTION), request)
+        if rest:
+            raise segment_not_found(rest)
+        if method == "GET":
+            row = self.writer.require(table, key)
+            return self._single(table, row, request)
+        if method == "PATCH":
+            with self.store.transaction():
+                row, created = self.writer.upsert(table, key, request.json(), request.headers.get("if-match"),
+                                                  request.headers.get("if-none-match"))
+                self._after_write(table, row)
+            return self._written(table, row, request, created=created)
+        if method == "DELETE":
+            with self.store.transaction():
+                row = self.writer.delete(table, key)
+                self._after_write(table, row)
+            return ApiResponse(204)
+        raise DataverseError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on a record.")
+
+    # -- responses ---------------------------------------------------------------------------------------
+    def _single(self, table: Table, row: dict[str, Any], request: ApiRequest) -> ApiResponse:
+        select = parse_select(table, request.query.get("$select"))
+        etag = request.headers.get("if-none-match", "")
+        if table.system and etag.strip() == f'W/"{row["_version"]}"':
+            return ApiResponse(304)
+        context = f"{self.api_url}/$metadata#{table.entity_set}"
+        if select:
+            context += "(" + ",".join(c.web_name for c in select) + ")"
+        body = self.store.row_json(table, row[ROWID], tuple(select) if select else None)
+        return ApiResponse(200, ('{"@odata.context":' + json.dumps(context + "/$entity") + "," + body[1:]).encode(),
+                           {"Content-Type": JSON_TYPE, "OData-Version": "4.0"})
+
+    def _written(self, table: Table, row: dict[str, Any], request: ApiRequest, created: bool) -> ApiResponse:
+        url = self.writer.entity_url(table, row)
+        if request.prefer.get("return") == "representation":
+            response = self._single(table, self.writer.require(table, {table.primary_key: row[table.primary_key]}),
+                                    ApiRequest("GET", "", request.query, {}))
+            response.status = 201 if created else 200
+            response.headers["Preference-Applied"] = "return=representation"
+            return response
+        return ApiResponse(204, headers={"OData-EntityId": url, "Location": url})
+
+    def _after_write(self, table: Table, row: dict[str, Any]) -> None:
+        if table.logical_name == "listmember" and row.get("listid"):
+            list_row = self.store.find(LIST, {"listid": row["listid"]})
+            if list_row is not None:
+                self.lists.refresh_count(list_row)
+
+    # -- metadata ----------------------------------------------------------------------------------------
+    def _definition(self, key: dict[str, Any], rest: str, request: ApiRequest) -> ApiResponse:
+        definitions = BY_SET["EntityDefinitions"]
+        row = self.store.find(definitions, key)
+        if row is None:
+            name = key.get("LogicalName", key.get("MetadataId"))
+            raise DataverseError(404, "0x80040217", f"The entity with a name = '{name}' with namemapping = "
+                                 "'Logical' was not found in the MetadataCache.")
+        if rest == "":
+            return self._single(definitions, row, request)
+        table = BY_LOGICAL[row["LogicalName"]]
+        if rest not in ("Attributes", "Keys"):
+            raise segment_not_found(rest)
+        items = metadata.attributes(table) if rest == "Attributes" else metadata.keys(table)
+        select = [s.strip() for s in request.query.get("$select", "").split(",") if s.strip()]
+        if select:
+            items = [{"MetadataId": i["MetadataId"], **{s: i.get(s) for s in select}} for i in items]
+        return ApiResponse.json({"@odata.context": f"{self.api_url}/$metadata#EntityDefinitions('{row['MetadataId']}')"
+                                                   f"/{rest}", "value": items})
+
+    # -- bulk operations ---------------------------------------------------------------------------------
+    def _bulk(self, table: Table, message: str, request: ApiRequest) -> ApiResponse:
+        if message not in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple"):
+            raise segment_not_found(ACTION + message)
+        if not table.bulk_operations:
+            raise bad_request(f"The '{message}' message is not supported for the entity '{table.logical_name}'. "
+                              "Check sdkmessagefilters before using it.")
+        body = request.json()
+        targets = body.get("Targets") if isinstance(body, dict) else None
+        if not isinstance(targets, list) or not targets:
+            raise bad_request(f"The '{message}' request needs a non-empty 'Targets' collection.")
+        ids = []
+        with self.store.transaction():  # standard tables: any error rolls back the whole request
+            for target in targets:
+                if not isinstance(target, dict) or "@odata.type" not in target:
+                    raise bad_request("Every target must be an object with an '@odata.type' annotation.")
+                payload = {k: v for k, v in target.items() if k != "@odata.id"}
+                if message == "CreateMultiple":
+                    row = self.writer.create(table, payload)
+                else:
+                    key = self._target_key(table, target, payload)
+                    if not key:
+                        raise bad_request(f"Every target of {message} must carry its primary key, an '@odata.id' "
+                                          "or the values of an alternate key.")
+                    row, _ = self.writer.upsert(table, key, payload,
+                                                if_match="*" if message == "UpdateMultiple" else None)
+                ids.append(row[table.primary_key])
+        if message == "CreateMultiple":
+            return ApiResponse.json({"@odata.context": f"{self.api_url}/$metadata#Microsoft.Dynamics.CRM."
+                                                       "CreateMultipleResponse", "Ids": ids})
+        return ApiResponse(204)
+
+    def _target_key(self, table: Table, target: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+        """How a bulk target names its row: `@odata.id`, its primary key, or a whole alternate key."""
+        if "@odata.id" in target:
+            name, key, rest = split_segment(str(target["@odata.id"]).split("/api/data/v9.2/")[-1].lstrip("/"))
+            if BY_SET.get(name) is not table or key is None or rest:
+                raise bad_request(f"The '@odata.id' '{target['@odata.id']}' does not name a {table.logical_name}.")
+            return parse_key(table, key)
+        values = self.writer.values(table, payload)
+        for key in table.key_sets():
+            if all(values.get(column) is not None for column in key):
+                return {column: values[column] for column in key}
+        return {}
+
+    # -- marketing lists ---------------------------------------------------------------------------------
+    def _member_action(self, list_row: dict[str, Any], action: str, request: ApiRequest) -> ApiResponse:
+        body = request.json()
+        entity_id = body.get("EntityId") if isinstance(body, dict) else None
+        if not isinstance(entity_id, str):
+            raise bad_request(f"The '{action}' action needs an 'EntityId'.")
+        entity_id = entity_id.lower()
+        with self.store.transaction():
+            if action == "AddMemberList":
+                kind = self.lists.member_type(list_row)
+                member = self.lists.add(list_row, kind, [entity_id])[0]
+                return ApiResponse.json({"@odata.context": f"{self.api_url}/$metadata#Microsoft.Dynamics.CRM."
+                                                           "AddMemberListResponse", "Id": member})
+            if action == "RemoveMemberList":
+                self.lists.remove(list_row, entity_id)
+                return ApiResponse(204)
+        raise segment_not_found(ACTION + action)
+
+    def _add_list_members_list(self, request: ApiRequest) -> ApiResponse:
+        body = request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("List"), dict) or not isinstance(
+                body.get("Members"), list):
+            raise bad_request("AddListMembersList needs 'List' (a list entity) and 'Members' (a collection).")
+        list_ref = body["List"]
+        list_row = self.writer.require(LIST, {"listid": str(list_ref.get("listid", "")).lower()})
+        by_kind: dict[str, list[str]] = {}
+        for member in body["Members"]:
+            kind = str(member.get("@odata.type", "")).removeprefix("#").removeprefix(ACTION)
+            table = BY_LOGICAL.get(kind)
+            if table is None or not isinstance(member.get(table.primary_key), str):
+                raise bad_request("Every member needs '@odata.type' (account, contact or lead) and its id.")
+            by_kind.setdefault(kind, []).append(member[table.primary_key].lower())
+        with self.store.transaction():
+            for kind, ids in by_kind.items():
+                self.lists.add(list_row, kind, ids)
+        return ApiResponse(204)

@@ -1,0 +1,109 @@
+"""Control routes under {control_url}/dotdigital/: look inside an account and set state for tests.
+
+`{account}` is the account's number (1-based, the order of sandbox.json's `accounts`) or its API user.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dotdyn_pipeline.sandbox.dotdigital import audience
+from dotdyn_pipeline.sandbox.dotdigital.backend import Account, Backend
+from dotdyn_pipeline.sandbox.dotdigital.errors import ApiError
+from dotdyn_pipeline.sandbox.dotdigital.store import SUPPRESSED_STATUSES, normalise_email
+
+
+def _overview(backend: Backend, account: Account, request: Request, body: Any) -> dict[str, Any]:
+    store = account.store
+    counts = {table: store.scalar(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (fixed table names)
+              for table in ("contacts", "address_books", "campaigns", "activities", "clicks", "roi", "suppressions",
+                            "imports")}
+    return {"number": account.index + 1, "name": account.login.name, "api_user": account.login.api_user,
+            "rate_limit": backend.limits.mode, "counts": counts}
+
+
+def _book_members(backend: Backend, account: Account, request: Request, body: Any) -> list[dict[str, Any]]:
+    book_id = audience.as_int(request.path_params["book"], "book")
+    audience.get_book(account.store, book_id)
+    return [{"id": row[0], "email": row[1], "status": row[2]} for row in account.store.all(
+        "SELECT c.id, c.email, c.status FROM members m JOIN contacts c ON c.id = m.contact_id "
+        "WHERE m.book_id = ? ORDER BY c.id", book_id)]
+
+
+def _contact(backend: Backend, account: Account, request: Request, body: Any) -> dict[str, Any]:
+    store = account.store
+    row = store.one("SELECT id, email, status, data FROM contacts WHERE email = ?",
+                    normalise_email(request.path_params["email"]))
+    if row is None:
+        raise ApiError("ERROR_CONTACT_NOT_FOUND")
+    suppression = store.one("SELECT reason, date_removed FROM suppressions WHERE contact_id = ?", row[0])
+    return {"id": row[0], "email": row[1], "status": row[2], "data": json.loads(row[3]),
+            "address_books": [book for (book,) in store.all("SELECT book_id FROM members WHERE contact_id = ? "
+                                                             "ORDER BY book_id", row[0])],
+            "unsubscribed_from": [book for (book,) in store.all("SELECT book_id FROM book_unsubscribes "
+                                                                "WHERE contact_id = ?", row[0])],
+            "suppression": None if suppression is None else {"reason": suppression[0], "date": suppression[1]}}
+
+
+def _suppress(backend: Backend, account: Account, request: Request, body: Any) -> dict[str, Any]:
+    reason = str(audience.field(body, "reason", "Suppressed"))
+    if reason not in SUPPRESSED_STATUSES:
+        raise ApiError("ERROR_PARAMETER_INVALID", f"reason must be one of {', '.join(SUPPRESSED_STATUSES)}")
+    email = normalise_email(audience.field(body, "email"))
+    if not email:
+        raise ApiError("ERROR_PARAMETER_INVALID", "email is required")
+    return audience.suppress(account.store, email, reason)
+
+
+def _limits(backend: Backend, account: Account, request: Request, body: Any) -> dict[str, Any]:
+    return backend.limits.set(account.login.api_user, audience.field(body, "remaining"),
+                              audience.field(body, "window_seconds"))
+
+
+def _import(backend: Backend, account: Account, request: Request, body: Any) -> dict[str, Any]:
+    row = account.store.one("SELECT id, book_id, merge_option, status, outcome, report, created, finished "
+                            "FROM imports WHERE id = ?", request.path_params["import_id"].lower())
+    if row is None:
+        raise ApiError("ERROR_IMPORT_NOT_FOUND")
+    keys = ("id", "address_book_id", "merge_option", "status", "planned_outcome", "report", "created", "finished")
+    return {**dict(zip(keys, row, strict=True)), "report": json.loads(row[5]) if row[5] else None}
+
+
+Action = Callable[[Backend, Account, Request, Any], Any]
+
+
+def _route(backend: Backend, path: str, action: Action, method: str = "GET") -> Route:
+    async def endpoint(request: Request) -> Response:
+        account = backend.account(request.path_params["account"])
+        if account is None:
+            return JSONResponse({"error": f"no account {request.path_params['account']!r}"}, status_code=404)
+        body = await request.json() if method == "POST" else None
+        try:
+            return JSONResponse(await run_in_threadpool(action, backend, account, request, body))
+        except ApiError as error:
+            return JSONResponse({"error": error.message}, status_code=error.status)
+
+    return Route(path, endpoint, methods=[method])
+
+
+def control_routes(backend: Backend) -> list[Route]:
+    async def accounts(request: Request) -> Response:
+        return JSONResponse([await run_in_threadpool(_overview, backend, account, request, None)
+                             for account in backend.accounts])
+
+    return [
+        Route("/accounts", accounts),
+        _route(backend, "/accounts/{account}", _overview),
+        _route(backend, "/accounts/{account}/address-books/{book}/contacts", _book_members),
+        _route(backend, "/accounts/{account}/contacts/{email}", _contact),
+        _route(backend, "/accounts/{account}/suppress", _suppress, "POST"),
+        _route(backend, "/accounts/{account}/limits", _limits, "POST"),
+        _route(backend, "/accounts/{account}/imports/{import_id}", _import),
+    ]
