@@ -13,6 +13,7 @@ import pytest
 
 from dotdyn_pipeline.instance import prepare_dagster_home
 from dotdyn_pipeline.settings import PROJECT_ROOT, Settings
+from dotdyn_pipeline.state.migrations import load_migrations
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -92,7 +93,7 @@ def test_postgres_url_moves_dagster_and_the_state_store_to_postgres(tmp_path, mo
     conn = psycopg2.connect(postgres_database)
     with conn, conn.cursor() as cursor:
         cursor.execute("SELECT version FROM dotdyn_state.schema_migrations")
-        assert cursor.fetchall() == [(1,)]
+        assert [v for (v,) in cursor.fetchall()] == [m.version for m in load_migrations()]
         cursor.execute("SELECT count(*) FROM public.runs")
         assert cursor.fetchone()[0] == 1
     conn.close()

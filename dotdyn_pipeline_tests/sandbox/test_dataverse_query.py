@@ -186,7 +186,7 @@ def test_seeded_data_has_the_documented_mess(dv):
     emails = [r["emailaddress1"] for r in rows]
     invalid = [e for e in emails if e is None or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", e.strip())]
     assert 0.005 < len(invalid) / len(rows) < 0.06
-    assert 0.02 < sum(r["donotbulkemail"] for r in rows) / len(rows) < 0.09
+    assert 0.02 < sum(bool(r["donotbulkemail"]) for r in rows) / len(rows) < 0.09
     assert any(r["firstname"] is None or r["lastname"] is None for r in rows)
     assert any(not (r["lastname"] or "").isascii() for r in rows)
     leads, _ = all_pages(dv, "leads", 5000, **{"$select": "emailaddress1"})

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from dotdyn_pipeline.connectors.dataverse import DataverseClient
 from dotdyn_pipeline.connectors.dataverse.odata import literal
+from dotdyn_pipeline.sandbox.context import SandboxSettings
+from dotdyn_pipeline.sandbox.process import running_sandbox
 from dotdyn_pipeline_tests.connectors.dataverse.conftest import sandbox_config
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Writes go to a sandbox of this module's own, so the suite's shared one keeps its seeded rows."""
+    settings = SandboxSettings(seed=31, contacts=300, leads=50, accounts=30, email_accounts=1, days=2)
+    with running_sandbox(tmp_path_factory.mktemp("dataverse-writes"), settings) as contract:
+        yield contract
 
 
 def contacts_by_id(client: DataverseClient, ids: list[str], select: tuple[str, ...]) -> dict[str, dict]:
