@@ -154,3 +154,14 @@ def test_a_run_killed_during_the_load_is_repaired_by_the_next(world, pipeline, f
     assert world.overview(account)["counts"]["contacts"] == contacts_before, "no contact created twice"
     renamed = world.contact(account, changed[0])
     assert renamed["data"].get("FIRSTNAME") == "Renamed"
+
+
+def test_a_missing_secret_fails_that_account_only(world, pipeline, first_sync, monkeypatch):
+    broken, healthy = world.contract["accounts"][1], world.contract["accounts"][0]
+    monkeypatch.delenv(broken["secret_name"])
+    failed = pipeline.sync(broken["emailaccount_id"])
+    assert not failed.success
+    message = " ".join(str(event.event_specific_data.error.cause or event.event_specific_data.error)
+                       for event in failed.all_events if event.is_step_failure)
+    assert broken["secret_name"] in message and broken["api_password"] not in message
+    assert pipeline.sync(healthy["emailaccount_id"]).success
