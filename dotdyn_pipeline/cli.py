@@ -12,6 +12,7 @@ from pathlib import Path
 BENCHMARKS: dict[str, str] = {
     "extract": "dotdyn_pipeline.bench.extract",
     "load": "dotdyn_pipeline.bench.load",
+    "audience": "dotdyn_pipeline.bench.audience",
 }
 
 

@@ -15,7 +15,7 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def measure(contract: dict[str, Any], count: int, chunk_bytes: int, transport: s
         peak = peak_rss_mb()
         chunks = len(result.outcomes)
         min_calls = 3 * chunks + sum(1 for o in result.outcomes if o.report.fault_count)
-    floor_seconds = floor(contract, accounts[-1], count, chunk_bytes)
+    floor_seconds = floor(contract, accounts[-1], contacts(count), COLUMNS, chunk_bytes)
     return {
         "rows": result.rows, "seconds": watch.seconds, "rows_per_s": round(result.rows / watch.seconds),
         "calls": calls, "min_calls": min_calls, "chunks": chunks, "peak_rss_mb": peak,
@@ -109,11 +109,12 @@ def measure(contract: dict[str, Any], count: int, chunk_bytes: int, transport: s
     }
 
 
-def floor(contract: dict[str, Any], account: dict[str, Any], count: int, chunk_bytes: int) -> float:
-    """Seconds to upload the same CSV bytes with bare httpx and poll every import until it is finished."""
+def floor(contract: dict[str, Any], account: dict[str, Any], rows: Iterable[Mapping[str, Any]],
+          columns: list[str], chunk_bytes: int) -> float:
+    """Seconds to upload the CSV bytes of `rows` with bare httpx and poll every import until it is finished."""
     with tempfile.TemporaryDirectory(prefix="dotdyn-floor-") as directory:
         files = []
-        for index, chunk in enumerate(csv_chunks(contacts(count), COLUMNS, chunk_bytes)):
+        for index, chunk in enumerate(csv_chunks(rows, columns, chunk_bytes)):
             path = Path(directory) / f"chunk{index}.csv"
             path.write_bytes(chunk.data)
             files.append(path)
