@@ -10,13 +10,6 @@ import pytest
 from dotdyn_pipeline.state import BookMember, LeaseBusy, MirrorRow, StateStore
 
 
-@pytest.fixture
-def store(state_url):
-    store = StateStore.open(*state_url)
-    yield store
-    store.close()
-
-
 def test_mirror_joins_list_members_to_their_records(store):
     mirror = store.mirror
     mirror.upsert("contact", [MirrorRow("c1", {"fullname": "Ann"}, "ann@example.com"),

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 from dotdyn_pipeline.state import (
     ContactLink,
     ImportJob,
     QuarantinedRow,
-    StateStore,
     UnsubscribeEvent,
 )
-
-
-@pytest.fixture
-def store(state_url):
-    store = StateStore.open(*state_url)
-    yield store
-    store.close()
 
 
 def test_cursor_round_trip(store):
