@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 
+from dotdyn_pipeline.connectors.dataverse.client import WATERMARK
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
 from dotdyn_pipeline.state import ORG_SCOPE, MirrorRow, StateStore
 
@@ -109,9 +110,9 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
             deleted += store.mirror.delete(name, page.deleted)
         if read.mode == "full":
             deleted += store.mirror.delete_unseen(name, stamp)
-        tracked = read.mode != "watermark" and not (read.cursor or "").startswith("watermark:")
-        store.save_cursor(ORG_SCOPE, name, delta_link=read.cursor if tracked else None,
-                          watermark=None if tracked else read.cursor)
+        by_watermark = (read.cursor or "").startswith(WATERMARK)
+        store.save_cursor(ORG_SCOPE, name, delta_link=None if by_watermark else read.cursor,
+                          watermark=read.cursor if by_watermark else None)
         calls = client.counter.snapshot()
     store.add_api_calls(ORG_SCOPE, "dataverse", calls)
     return dg.MaterializeResult(metadata={

@@ -125,11 +125,11 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
                              account_mappings(store, account))
         links = store.mirror.link_count("listmember", list_ids)
         books = {row["esc_addressbookid"]: row["listid"] for row in lists if row.get("esc_addressbookid")}
+        account_wide = store.unsubscribed_emails(account)
         consent = apply_consent(
-            frame, opted_out=store.mirror.opted_out_keys(), unsubscribed=store.unsubscribed_emails(account),
-            suppressed=set(), list_unsubscribed={
-                list_id: store.unsubscribed_emails(account, book) - store.unsubscribed_emails(account)
-                for book, list_id in books.items()})
+            frame, opted_out=store.mirror.opted_out_keys(), unsubscribed=account_wide,
+            list_unsubscribed={list_id: store.unsubscribed_emails(account, book) - account_wide
+                               for book, list_id in books.items()})
         split = split_valid(consent.kept, AudienceMember)
         quarantined = quarantine_rows(frame, split.failures, account, context.run.run_id)
         store.quarantine(quarantined)

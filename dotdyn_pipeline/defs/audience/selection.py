@@ -2,8 +2,9 @@
 
 Every row that is not kept is counted under exactly one reason, in this order of precedence:
 `inactive` (the record is deactivated), `opted_out` (donotbulkemail or donotemail on any CRM record with
-that address), `unsubscribed` (in the state store's ledger), `suppressed` (suppressed in Dotdigital),
-`duplicate_email` (another record with the same address won, see PRECEDENCE).
+that address), `unsubscribed` (in the state store's unsubscribe ledger: an unsubscribe or suppression seen on
+either side, account-wide or for that list's address book), `duplicate_email` (another record with the same
+address won, see PRECEDENCE).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dotdyn_pipeline.schemas.email import email_key
 #: Whose data fields are sent when records share an address: a contact over a lead over an account, then
 #: the most recently modified record, then the lowest id (so the choice never depends on read order).
 PRECEDENCE = {"contact": 0, "lead": 1, "account": 2}
-SKIP_REASONS = ("inactive", "opted_out", "unsubscribed", "suppressed", "duplicate_email")
+SKIP_REASONS = ("inactive", "opted_out", "unsubscribed", "duplicate_email")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def _skip(frame: pd.DataFrame, mask: pd.Series, reason: str, skipped: list[pd.Se
     return frame[~mask]
 
 
-def apply_consent(members: pd.DataFrame, *, opted_out: Set[str], unsubscribed: Set[str], suppressed: Set[str],
+def apply_consent(members: pd.DataFrame, *, opted_out: Set[str], unsubscribed: Set[str],
                   list_unsubscribed: Mapping[str, Set[str]] | None = None) -> Selection:
     """Drop inactive records and every address that must not be emailed. The sets hold lower-case addresses;
     `list_unsubscribed` holds, per list id, the addresses that left that list's address book only."""
@@ -47,8 +48,7 @@ def apply_consent(members: pd.DataFrame, *, opted_out: Set[str], unsubscribed: S
     for list_id, addresses in (list_unsubscribed or {}).items():
         left_list |= (members["list_id"] == list_id) & keys.isin(addresses).fillna(False)
     frame = _skip(members, ~members["active"], "inactive", skipped)
-    for reason, mask in (("opted_out", keys.isin(opted)), ("unsubscribed", keys.isin(unsubscribed) | left_list),
-                         ("suppressed", keys.isin(suppressed))):
+    for reason, mask in (("opted_out", keys.isin(opted)), ("unsubscribed", keys.isin(unsubscribed) | left_list)):
         frame = _skip(frame, mask.loc[frame.index].fillna(False).to_numpy(), reason, skipped)
     return Selection(frame, _concat(skipped))
 

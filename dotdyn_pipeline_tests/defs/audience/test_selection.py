@@ -26,16 +26,17 @@ def test_consent_rules_skip_with_one_reason_each():
         {"email": "flag@example.com"},  # same address as an opted-out record: the opt-out wins
         {"email": "crm-optout@example.com"},  # opted out on a record outside the list
         {"email": "ledger@example.com"},
-        {"email": "suppressed@example.com", "donotemail": False},
+        {"email": "suppressed@example.com", "donotemail": False},  # suppressed in Dotdigital: in the ledger
         {"email": "left-l2@example.com", "list_id": L2},  # left the book of L2 only
         {"email": "left-l2@example.com"},
     ])
-    selection = apply_consent(members, opted_out={"crm-optout@example.com"}, unsubscribed={"ledger@example.com"},
-                              suppressed={"suppressed@example.com"}, list_unsubscribed={L2: {"left-l2@example.com"}})
+    selection = apply_consent(members, opted_out={"crm-optout@example.com"},
+                              unsubscribed={"ledger@example.com", "suppressed@example.com"},
+                              list_unsubscribed={L2: {"left-l2@example.com"}})
     assert list(selection.kept["email"]) == ["keep@example.com", "left-l2@example.com"]
     assert list(selection.kept["list_id"]) == [L1, L1]
     assert selection.skipped.to_dict() == {1: "inactive", 2: "opted_out", 3: "opted_out", 4: "opted_out",
-                                           5: "unsubscribed", 6: "suppressed", 7: "unsubscribed"}
+                                           5: "unsubscribed", 6: "unsubscribed", 7: "unsubscribed"}
     assert len(selection.kept) + len(selection.skipped) == len(members)
 
 
