@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.sandbox:
             return measure(read_contract(Path(args.sandbox)), Path(directory), args.change_share)
         settings = SandboxSettings(contacts=args.contacts, leads=max(10, args.contacts // 20),
-                                   accounts=max(10, args.contacts // 100), email_accounts=1, days=1)
+                                   accounts=max(10, args.contacts // 100), email_accounts=1, days=1,
+                                   options={"dotdigital.campaigns": "0"})  # no engagement history needed
         with running_sandbox(Path(directory) / "sandbox", settings, timeout=3600) as contract:
             return measure(contract, Path(directory), args.change_share)
 
