@@ -192,7 +192,9 @@ class Importer:
             self._poll(pending)
 
     def _poll(self, pending: _Pending, wait: bool = True) -> None:
-        if wait and (delay := pending.due - self._clock()) > 0:
+        # A plan is a guess (a rate learned from small imports is far too low for a large one): never wait
+        # longer than poll_max between looks.
+        if wait and (delay := min(pending.due - self._clock(), self.config.poll_max)) > 0:
             self._sleep(delay)
         status = self.calls.import_progress(pending.import_id).status
         now = self._clock()

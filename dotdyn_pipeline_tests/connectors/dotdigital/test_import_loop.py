@@ -135,3 +135,13 @@ def test_an_import_that_never_finishes_times_out_as_a_typed_error() -> None:
         _run(server, _chunks(1), _config(import_timeout=100))
     assert caught.value.import_status.startswith("NotFinished")
     assert server.now < 200
+
+
+def test_a_rate_learned_from_a_small_import_never_delays_a_large_one_past_poll_max():
+    """Fixed costs make a tiny import look slow; the plan for a big one must not sleep for hours."""
+    throughput = Throughput(bytes_per_second=10.0)  # what a 20-byte import that took 2 s teaches
+    server = ScriptedServer(seconds_per_import=45.0)
+    result = _run(server, _chunks(1, rows=200), _config(poll_max=30.0), throughput)
+    assert result.rows == 200
+    assert max(server.sleeps) <= 30.0
+    assert server.now < 45.0 + 30.0, "the finish is seen within one poll_max of it"
