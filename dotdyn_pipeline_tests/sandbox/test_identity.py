@@ -46,7 +46,8 @@ def test_real_msal_gets_a_token_with_the_registered_certificate(sandbox):
     credential = {"private_key": Path(sandbox["client_cert_key"]).read_text(),
                   "thumbprint": sandbox["client_cert_thumbprint"]}
     session = requests.Session()  # msal posts the assertion as bytes, which only requests form-encodes as text
-    session.trust_env, session.verify = False, sandbox["ca_cert"]
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+    session.verify = sandbox["ca_cert"]
     app = msal.ConfidentialClientApplication(sandbox["client_id"], client_credential=credential,
                                              authority=sandbox["authority"], instance_discovery=False,
                                              http_client=session)
