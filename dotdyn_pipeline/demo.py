@@ -92,7 +92,8 @@ def register_accounts(instance: Any, defs: Any) -> list[str]:
     return sorted(instance.get_dynamic_partitions(email_account_partitions.name))
 
 
-def _facts(result: Any) -> dict[str, dict[str, Any]]:
+def materialized_facts(result: Any) -> dict[str, dict[str, Any]]:
+    """Each asset a run materialized, with its metadata as plain values."""
     facts: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
@@ -104,7 +105,7 @@ def summary(name: str, account: str, result: Any, settings: Settings) -> str:
     """What a person reads after an account's sync: extracted, quarantined by reason, imported, removed, calls."""
     from dotdyn_pipeline.state import StateStore
 
-    facts = _facts(result)
+    facts = materialized_facts(result)
     store = StateStore.open(settings.state_url, settings.state_schema)
     try:
         quarantined = store.quarantine_counts(account, result.run_id)

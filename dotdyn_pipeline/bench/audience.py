@@ -45,15 +45,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _sync(job: dg.JobDefinition, instance: dg.DagsterInstance, account: str) -> tuple[float, dict[str, dict]]:
-    from dotdyn_pipeline.demo import QUIET
+    from dotdyn_pipeline.demo import QUIET, materialized_facts
 
     with stopwatch() as watch:
         result = job.execute_in_process(partition_key=account, instance=instance, run_config=QUIET)
-    facts = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        facts[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items()}
-    return watch.seconds, facts
+    return watch.seconds, materialized_facts(result)
 
 
 def _calls(facts: dict[str, dict], name: str) -> int:

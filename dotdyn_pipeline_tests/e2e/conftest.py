@@ -130,11 +130,3 @@ def pipeline(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield Pipeline(instance, defs, register_accounts(instance, defs))
     patch.undo()
 
-
-def facts(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
-    """Each materialized asset's metadata, as plain values."""
-    out = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.event_specific_data.materialization
-        out[materialization.asset_key.to_user_string()] = {k: v.value for k, v in materialization.metadata.items()}
-    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dotdyn_pipeline_tests.e2e.conftest import facts
+from dotdyn_pipeline.demo import materialized_facts as facts
 
 
 def _assert_books_match(world, account):
