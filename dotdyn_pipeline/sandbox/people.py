@@ -34,6 +34,8 @@ COMPANIES = ("Northwind", "Contoso", "Fabrikam", "Tailspin", "Woodgrove", "Litwa
              "Proseware", "Wide World Importers", "Blue Yonder")
 CITIES = (("London", "GB"), ("Manchester", "GB"), ("Dublin", "IE"), ("Paris", "FR"), ("Berlin", "DE"),
           ("Madrid", "ES"), ("Kraków", "PL"), ("New York", "US"), ("Sydney", "AU"), ("Tokyo", "JP"))
+#: Codes of the Dynamics campaigns the seed makes; the first Dotdigital campaigns carry them in their names.
+CAMPAIGN_CODES = ("CMP-1000", "CMP-1001", "CMP-1002", "CMP-1003")
 DOMAINS = ("example.com", "example.org", "example.net", "mail.example.co.uk")
 BAD_EMAILS = ("{local}@", "{local}.example.com", "{local}@@example.com", "{local} @example.com",
               "@example.com", "{local}@example", "{local}@exa mple.com")

@@ -34,6 +34,11 @@ def valid_email(emails: pd.Series) -> pd.Series:
             & (local.str.len() <= MAX_LOCAL_LENGTH).fillna(False)).astype(bool)
 
 
+def address_key(email: str | None) -> str | None:
+    """One address as people are matched on it (see `email_key`); None when there is none."""
+    return (email or "").strip().lower() or None
+
+
 def email_key(emails: pd.Series) -> pd.Series:
     """The address as people are matched on it: case-insensitive as a whole."""
     return emails.astype("string").str.lower()

@@ -21,7 +21,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+def chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any]]:
+    """`items` in slices small enough for one IN (...) list."""
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
@@ -77,12 +78,25 @@ class CrmMirror:
         return {key for (key,) in self.backend.query(
             "SELECT DISTINCT email_key FROM crm_record WHERE opted_out = 1 AND email_key IS NOT NULL")}
 
+    def holders(self, email_keys: Iterable[str],
+                crm_tables: Sequence[str]) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
+        """(table, id, data as read) of every record of `crm_tables` holding each lower-case address."""
+        tables = ", ".join("?" for _ in crm_tables)
+        found: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+        for chunk in chunks(sorted(set(email_keys))):
+            marks = ", ".join("?" for _ in chunk)
+            for key, table, crm_id, data in self.backend.query(
+                    f"SELECT email_key, crm_table, crm_id, data FROM crm_record WHERE crm_table IN ({tables}) "
+                    f"AND email_key IN ({marks}) ORDER BY crm_table, crm_id", [*crm_tables, *chunk]):
+                found.setdefault(key, []).append((table, crm_id, json.loads(data)))
+        return found
+
     def members(self, link_table: str, parent_ids: Sequence[str],
                 record_tables: Sequence[str]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
         """(parent id, record table, record id, record data) for every link row of the given parents whose
         record is in the mirror (links to records the mirror does not hold are not returned)."""
         tables = ", ".join("?" for _ in record_tables)
-        for chunk in _chunks(list(parent_ids)):
+        for chunk in chunks(list(parent_ids)):
             marks = ", ".join("?" for _ in chunk)
             rows = self.backend.query(
                 f"SELECT m.parent_id, r.crm_table, r.crm_id, r.data FROM crm_record m JOIN crm_record r "
@@ -95,7 +109,7 @@ class CrmMirror:
     def link_count(self, link_table: str, parent_ids: Sequence[str]) -> int:
         """How many link rows the given parents have (members whose record is unknown included)."""
         total = 0
-        for chunk in _chunks(list(parent_ids)):
+        for chunk in chunks(list(parent_ids)):
             marks = ", ".join("?" for _ in chunk)
             total += self.backend.query(
                 f"SELECT COUNT(*) FROM crm_record WHERE crm_table = ? AND parent_id IN ({marks})",

@@ -12,7 +12,7 @@ from typing import Any
 
 from dotdyn_pipeline.state.backend import Backend, connect
 from dotdyn_pipeline.state.migrations import applied_versions, migrate
-from dotdyn_pipeline.state.mirror import BookState, CrmMirror, Leases
+from dotdyn_pipeline.state.mirror import BookState, CrmMirror, Leases, chunks
 
 #: The scope of cursors that belong to no single email account (the org-wide CRM tables).
 ORG_SCOPE = "*"
@@ -175,6 +175,18 @@ class StateStore:
                                   (account, dotdigital_contact_id))
         return [ContactLink(*row) for row in rows]
 
+    def links_for_contacts(self, account: str, contact_ids: Iterable[int]) -> dict[int, list[ContactLink]]:
+        """The links of many Dotdigital contacts at once: contact id -> its CRM records."""
+        found: dict[int, list[ContactLink]] = {}
+        for chunk in chunks(sorted(set(contact_ids))):
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.backend.query(
+                    "SELECT account, crm_table, crm_id, email, dotdigital_contact_id FROM contact_map "
+                    f"WHERE account = ? AND dotdigital_contact_id IN ({marks}) ORDER BY crm_table, crm_id",
+                    [account, *chunk]):
+                found.setdefault(row[4], []).append(ContactLink(*row))
+        return found
+
     def unlink_contacts(self, account: str, crm_table: str, crm_ids: Iterable[str]) -> int:
         return self.backend.executemany("DELETE FROM contact_map WHERE account = ? AND crm_table = ? AND crm_id = ?",
                                         ((account, crm_table, crm_id) for crm_id in crm_ids))
@@ -262,6 +274,18 @@ class StateStore:
         if address_book_id is not None:
             sql, params = sql + " OR address_book_id = ?", [account, address_book_id]
         return {row[0] for row in self.backend.query(sql + ")", params)}
+
+    # -- run progress --------------------------------------------------------------------------------------
+    def finished_items(self, run_key: str, stream: str) -> set[str]:
+        """The items of `stream` that the run `run_key` (a root run id) has finished."""
+        return {row[0] for row in self.backend.query("SELECT item FROM run_progress WHERE run_key = ? AND stream = ?",
+                                                      (run_key, stream))}
+
+    def finish_items(self, run_key: str, stream: str, items: Iterable[str]) -> int:
+        stamp = now_iso()
+        return self.backend.executemany(
+            "INSERT INTO run_progress (run_key, stream, item, done_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (run_key, stream, item) DO NOTHING", ((run_key, stream, item, stamp) for item in items))
 
     # -- API calls -----------------------------------------------------------------------------------------
     def add_api_calls(self, account: str, api: str, counts: dict[str, int], day: str | None = None) -> None:

@@ -348,7 +348,7 @@ class DataverseClient:
         # As Microsoft's UpsertMultiple example: the row with its key values, plus `@odata.id` naming the
         # alternate key. Lookup values (`_x_value`) are read-only names; in a key they only go in `@odata.id`.
         target = {"@odata.type": f"Microsoft.Dynamics.CRM.{info.logical_name}"}
-        target.update((c, v) for c, v in row.items() if not (c in key_columns and c.startswith("_")))
+        target.update((c, odata.json_value(v)) for c, v in row.items() if not (c in key_columns and c.startswith("_")))
         if tuple(key_columns) != (info.primary_id,):
             target["@odata.id"] = info.entity_set + odata.key_segment({c: row[c] for c in key_columns})
         return target
@@ -357,7 +357,7 @@ class DataverseClient:
     def _upsert_request(info: EntityInfo, row: Mapping[str, Any], key_columns: Sequence[str]) -> BatchRequest:
         key: str | dict[str, Any] = (row[info.primary_id] if tuple(key_columns) == (info.primary_id,)
                                      else {c: row[c] for c in key_columns})
-        body = {column: value for column, value in row.items() if column not in key_columns}
+        body = {column: odata.json_value(value) for column, value in row.items() if column not in key_columns}
         return BatchRequest("PATCH", info.entity_set + odata.key_segment(key), body)
 
     def _in_chunks(self, items: Sequence[Any],

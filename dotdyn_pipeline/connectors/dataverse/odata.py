@@ -35,6 +35,11 @@ def literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def json_value(value: Any) -> Any:
+    """`value` as a JSON payload carries it: dates and times in the same form as in a key segment."""
+    return literal(value) if isinstance(value, date) else value
+
+
 def is_guid(value: Any) -> bool:
     try:
         uuid.UUID(str(value))

@@ -27,7 +27,7 @@ class DotdigitalConfig:
     ca_bundle: str | None = None  # CA file to trust; None = the system's CAs
     discover_region: bool = True  # re-point at account-info's ApiEndpoint once, when connecting
     timeout: float = 121.0  # seconds; Dotdigital asks clients to allow 121 s before timing out
-    page_size: int = 1000  # select; capped per endpoint at the documented maximum
+    page_size: int = 2000  # select: the most any endpoint takes, capped per endpoint at its documented maximum
     import_chunk_bytes: int = DEFAULT_IMPORT_CHUNK_BYTES
     max_active_imports: int = 10  # imports in progress at once (the account allows 25 across all clients)
     poll_initial: float = 2.0  # seconds before the first import-status poll, until a rate is learned

@@ -16,6 +16,7 @@ import dagster as dg
 
 from dotdyn_pipeline.connectors.dataverse.client import WATERMARK
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
+from dotdyn_pipeline.schemas.email import address_key
 from dotdyn_pipeline.state import ORG_SCOPE, MirrorRow, StateStore
 
 PERSON_TABLES = ("contact", "lead", "account")
@@ -43,8 +44,7 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 
 def _person(primary: str) -> Callable[[dict[str, Any]], MirrorRow]:
     def to_mirror(row: dict[str, Any]) -> MirrorRow:
-        email = (row.get("emailaddress1") or "").strip().lower() or None
-        return MirrorRow(row[primary], _clean(row), email_key=email,
+        return MirrorRow(row[primary], _clean(row), email_key=address_key(row.get("emailaddress1")),
                          opted_out=bool(row.get("donotbulkemail") or row.get("donotemail")))
     return to_mirror
 

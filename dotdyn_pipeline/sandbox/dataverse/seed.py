@@ -21,7 +21,7 @@ from dotdyn_pipeline.sandbox.dataverse import metadata
 from dotdyn_pipeline.sandbox.dataverse.lists import member_id
 from dotdyn_pipeline.sandbox.dataverse.schema import BY_LOGICAL, Table
 from dotdyn_pipeline.sandbox.dataverse.store import Store
-from dotdyn_pipeline.sandbox.people import EmailAccount, Person, people, record_id
+from dotdyn_pipeline.sandbox.people import CAMPAIGN_CODES, EmailAccount, Person, people, record_id
 
 ANCHOR = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)  # generated history ends here; live writes are stamped now
 CHUNK = 20_000
@@ -197,9 +197,10 @@ def _setup_rows(plan: Plan, accounts: list[EmailAccount], days: int) -> dict[str
                 "esc_marketingpreferenceid": record_id(plan.seed, f"preference:{index}", number), "esc_name": name,
                 "esc_publicname": f"{name} emails", "esc_emailaccountid": aid,
                 "esc_dotdigitalpreferenceid": number + 1, "esc_ispublic": 1, "esc_order": number})
-    for number, name in enumerate(("Spring launch", "Summer sale", "Autumn webinar", "Winter newsletter")):
+    for number, (name, code) in enumerate(zip(("Spring launch", "Summer sale", "Autumn webinar", "Winter newsletter"),
+                                              CAMPAIGN_CODES, strict=True)):
         rows["campaign"].append({"campaignid": record_id(plan.seed, "campaign", number), "name": name,
-                                 "codename": f"CMP-{1000 + number}", "typecode": 1 + number % 3})
+                                 "codename": code, "typecode": 1 + number % 3})
     for entity in ("contact", "lead", "account"):
         for column in BY_LOGICAL[entity].columns[1:]:
             if column.type in ("String", "Boolean", "DateOnly", "DateTime", "Integer", "Picklist"):

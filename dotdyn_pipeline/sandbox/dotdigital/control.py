@@ -76,6 +76,29 @@ def _import(backend: Backend, account: Account, request: Request, body: Any) -> 
     return {**dict(zip(keys, row, strict=True)), "report": json.loads(row[5]) if row[5] else None}
 
 
+#: What `/engagement` returns per kind: the stored rows whose time is in [since, until), the time column first.
+ENGAGEMENT_SQL = {
+    "campaigns": "SELECT last_activity, id, name, status FROM campaigns WHERE status = 'Sent'",
+    "activities": "SELECT last_activity, campaign_id, contact_id, email, num_opens, num_clicks FROM activities",
+    "clicks": "SELECT date_clicked, campaign_id, contact_id, email, url FROM clicks",
+    "roi": "SELECT date_entered, campaign_id, contact_id, email, marker_name, value FROM roi",
+    "suppressions": "SELECT s.date_removed, s.contact_id, c.email, s.reason FROM suppressions s "
+                    "JOIN contacts c ON c.id = s.contact_id",
+}
+
+
+def _engagement(backend: Backend, account: Account, request: Request, body: Any) -> list[list[Any]]:
+    """Stored engagement rows of one kind with their time in [since, until) (ISO; both optional)."""
+    sql = ENGAGEMENT_SQL.get(request.path_params["kind"])
+    if sql is None:
+        raise ApiError("ERROR_PARAMETER_INVALID", f"kind must be one of {', '.join(ENGAGEMENT_SQL)}")
+    column = sql.split()[1].rstrip(",")
+    joiner = " AND " if " WHERE " in sql else " WHERE "
+    since, until = request.query_params.get("since", ""), request.query_params.get("until", "9999")
+    return [list(row) for row in account.store.all(f"{sql}{joiner}{column} >= ? AND {column} < ? ORDER BY 2, 3",
+                                                   since, until)]
+
+
 Action = Callable[[Backend, Account, Request, Any], Any]
 
 
@@ -106,4 +129,5 @@ def control_routes(backend: Backend) -> list[Route]:
         _route(backend, "/accounts/{account}/suppress", _suppress, "POST"),
         _route(backend, "/accounts/{account}/limits", _limits, "POST"),
         _route(backend, "/accounts/{account}/imports/{import_id}", _import),
+        _route(backend, "/accounts/{account}/engagement/{kind}", _engagement),
     ]

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from dotdyn_pipeline.sandbox.context import SandboxSettings
 from dotdyn_pipeline.sandbox.dotdigital.audience import DEFAULT_FIELDS
 from dotdyn_pipeline.sandbox.dotdigital.store import NEVER, AccountStore, iso, normalise_email, valid_email
-from dotdyn_pipeline.sandbox.people import people
+from dotdyn_pipeline.sandbox.people import CAMPAIGN_CODES, people
 
 KIND_ID_BASE = {"contact": 100_000_000, "lead": 400_000_000, "account": 700_000_000}
 CHUNK = 5_000
@@ -187,8 +187,10 @@ def chosen_recipients(store: AccountStore, contact_ids: list[int]) -> Iterator[l
 
 def new_campaign(conn, rng: random.Random, number: int, account_name: str, status: str = "Unsent") -> int:
     topic = TOPICS[number % len(TOPICS)]
+    code = f" [{CAMPAIGN_CODES[number]}]" if number < len(CAMPAIGN_CODES) else ""  # sent for a Dynamics campaign
+    subject = f"{topic}: {rng.choice(('this week', 'just for you', 'inside'))}"
     return conn.execute("INSERT INTO campaigns (name, subject, from_name, from_email, status) VALUES (?, ?, ?, ?, ?)",
-                        (f"{topic} #{number + 1}", f"{topic}: {rng.choice(('this week', 'just for you', 'inside'))}",
+                        (f"{topic} #{number + 1}{code}", subject,
                          account_name, "news@example.com", status)).lastrowid
 
 

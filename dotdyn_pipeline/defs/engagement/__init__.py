@@ -1,0 +1,1 @@
+"""Engagement: campaigns, send summaries, clicks, ROI details and suppressions from Dotdigital into Dynamics."""

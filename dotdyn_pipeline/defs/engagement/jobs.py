@@ -1,0 +1,31 @@
+"""The engagement import as a job over email account x day partitions, and the schedule that keeps today current."""
+
+import os
+from datetime import timedelta
+
+import dagster as dg
+
+from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+from dotdyn_pipeline.defs.engagement.windows import engagement_partitions, partition_key
+
+#: How often today's engagement is imported for every account (cron; default hourly, at five past).
+ENGAGEMENT_CRON = os.environ.get("DOTDYN_ENGAGEMENT_CRON", "5 * * * *")
+
+engagement_job = dg.define_asset_job(
+    "engagement_sync", selection=dg.AssetSelection.groups("engagement"), partitions_def=engagement_partitions,
+    description="Import campaigns, send summaries, clicks, ROI details and suppressions of the chosen days.")
+
+
+@dg.schedule(cron_schedule=ENGAGEMENT_CRON, job=engagement_job, default_status=dg.DefaultScheduleStatus.RUNNING)
+def engagement_schedule(context: dg.ScheduleEvaluationContext):
+    """Today's partition of every account; in the first tick after midnight, yesterday's too (its last hour)."""
+    accounts = context.instance.get_dynamic_partitions(email_account_partitions.name)
+    if not accounts:
+        return dg.SkipReason("no email account is registered yet (the email_accounts sensor adds them)")
+    now = context.scheduled_execution_time
+    days = [now.date()]
+    if now.hour == 0:
+        days.insert(0, (now - timedelta(days=1)).date())
+    tick = now.isoformat()
+    return [dg.RunRequest(partition_key=partition_key(account, day), run_key=f"{account}|{day}@{tick}")
+            for account in sorted(accounts) for day in days]

@@ -1,0 +1,69 @@
+"""Engagement partitions (email account x day) and the time windows a run covers.
+
+A run may cover many partitions (a single-run backfill): its keys are grouped per account into windows of
+consecutive days, and each window is read from Dotdigital once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+
+from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+
+#: The first day that can be backfilled (YYYY-MM-DD).
+ENGAGEMENT_START = os.environ.get("DOTDYN_ENGAGEMENT_START", "2025-01-01")
+
+days = dg.DailyPartitionsDefinition(start_date=ENGAGEMENT_START, end_offset=1)  # today is a partition too
+engagement_partitions = dg.MultiPartitionsDefinition({"email_account": email_account_partitions, "day": days})
+
+
+@dataclass(frozen=True)
+class Window:
+    """One account's days [start, end) in UTC."""
+
+    account: str
+    start: datetime
+    end: datetime
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    def holds(self, moment: datetime | None) -> bool:
+        return moment is not None and self.start <= moment < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start.date()}..{(self.end - timedelta(days=1)).date()}"
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def windows(partition_keys: Iterable[str]) -> list[Window]:
+    """The windows of consecutive days, per account, that these engagement partition keys cover."""
+    by_account: dict[str, set[date]] = {}
+    for key in partition_keys:
+        dims = engagement_partitions.get_partition_key_from_str(str(key)).keys_by_dimension
+        by_account.setdefault(dims["email_account"], set()).add(date.fromisoformat(dims["day"]))
+    found = []
+    for account, chosen in sorted(by_account.items()):
+        ordered = sorted(chosen)
+        first = previous = ordered[0]
+        for day in ordered[1:] + [None]:
+            if day is not None and day == previous + timedelta(days=1):
+                previous = day
+                continue
+            found.append(Window(account, _midnight(first), _midnight(previous) + timedelta(days=1)))
+            if day is not None:
+                first = previous = day
+    return found
+
+
+def partition_key(account: str, day: date | str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"email_account": account, "day": str(day)})
