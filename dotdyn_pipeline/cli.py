@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "extract": "dotdyn_pipeline.bench.extract",
     "load": "dotdyn_pipeline.bench.load",
     "audience": "dotdyn_pipeline.bench.audience",
+    "engagement": "dotdyn_pipeline.bench.engagement",
 }
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from dotdyn_pipeline.settings import PROJECT_ROOT, Settings
 
 #: The demo's sandbox: two Dotdigital accounts and about 20,000 people.
 DEMO_PEOPLE = {"contacts": 15_000, "leads": 4_000, "accounts": 1_000}
+#: The days of engagement the demo imports after each account's audience sync (the sandbox's history).
+DEMO_ENGAGEMENT_DAYS = 30
 
 
 #: Only warnings on the console: the summary says what happened, the UI has the full logs.
@@ -52,6 +55,8 @@ def run_demo(sandbox_dir: str | None = None, ui: bool = False) -> int:
     """Serve (or use) the sandbox, register the accounts, sync every account, print the summary."""
     import dagster as dg
 
+    from dotdyn_pipeline.defs.engagement.windows import range_tags
+
     settings = Settings.from_env()
     prepare_dagster_home(settings)
     with _sandbox(settings, sandbox_dir) as contract:
@@ -62,12 +67,18 @@ def run_demo(sandbox_dir: str | None = None, ui: bool = False) -> int:
         with dg.DagsterInstance.get() as instance:
             accounts = register_accounts(instance, defs)
             names = {a["emailaccount_id"]: a["name"] for a in contract["accounts"]}
-            job = defs.resolve_job_def("audience_sync")
+            audience, engagement = defs.resolve_job_def("audience_sync"), defs.resolve_job_def("engagement_sync")
+            last = datetime.now(UTC).date()
+            first = last - timedelta(days=DEMO_ENGAGEMENT_DAYS - 1)
             for account in accounts:
-                result = job.execute_in_process(partition_key=account, instance=instance, raise_on_error=False,
-                                                run_config=QUIET)
+                result = audience.execute_in_process(partition_key=account, instance=instance,
+                                                     raise_on_error=False, run_config=QUIET)
                 ok &= result.success
                 print(summary(names.get(account, account), account, result, settings), flush=True)
+                result = engagement.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,
+                                                       tags=range_tags(account, first, last))
+                ok &= result.success
+                print(engagement_summary(first, last, result), flush=True)
         if ui:
             print("Dagster UI on http://127.0.0.1:3000 (Ctrl-C stops it and the sandbox)", flush=True)
             return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
@@ -125,3 +136,21 @@ def summary(name: str, account: str, result: Any, settings: Settings) -> str:
              f"removed {load.get('rows_removed', 0)}, email changes {load.get('email_changes', 0)}",
              f"  API calls: Dataverse {dataverse}, Dotdigital {dotdigital}"]
     return "\n".join(lines)
+
+
+#: What the engagement summary calls each asset's rows.
+ENGAGEMENT_NAMES = {"email_campaigns": "campaigns", "campaign_contact_summaries": "send summaries",
+                    "campaign_clicks": "clicks", "campaign_roi_details": "ROI details",
+                    "email_suppressions": "suppressions"}
+
+
+def engagement_summary(first: date, last: date, result: Any) -> str:
+    """What the engagement import of first..last wrote to Dynamics, per table."""
+    facts = materialized_facts(result)
+    written = ", ".join(f"{facts.get(asset, {}).get('rows_upserted', 0)} {name}"
+                        for asset, name in ENGAGEMENT_NAMES.items())
+    unlinked = sum(v.get("rows_unlinked", 0) for v in facts.values())
+    rejected = sum(v.get("rows_rejected", 0) for v in facts.values())
+    state = "imported" if result.success else "FAILED, see run " + result.run_id
+    return (f"  engagement {first}..{last} {state}: {written}; {unlinked} not linked to a CRM record, "
+            f"{rejected} rejected by Dynamics")

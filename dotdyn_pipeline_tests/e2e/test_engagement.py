@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
+from dotdyn_pipeline.defs.engagement.windows import range_tags
 from dotdyn_pipeline.demo import materialized_facts as facts
 from dotdyn_pipeline.sandbox.context import SandboxSettings
 from dotdyn_pipeline.sandbox.process import running_sandbox
@@ -38,9 +39,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def engage(pipeline, account: str, first: date, last: date, tags: dict[str, str] | None = None):
     """One engagement run over the days first..last of one account (a single-run backfill)."""
     return pipeline.defs.resolve_job_def("engagement_sync").execute_in_process(
-        instance=pipeline.instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": f"{first}|{account}",
-              "dagster/asset_partition_range_end": f"{last}|{account}", **(tags or {})})
+        instance=pipeline.instance, raise_on_error=False, tags={**range_tags(account, first, last), **(tags or {})})
 
 
 def reported(world: World, account: str, kind: str, first: date, last: date | None = None) -> list[list]:

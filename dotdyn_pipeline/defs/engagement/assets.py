@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient
+from dotdyn_pipeline.defs.engagement.ahead import read_ahead
 from dotdyn_pipeline.defs.engagement.rows import (
     CAMPAIGNS,
     CLICKS,
@@ -81,34 +82,44 @@ class CampaignStream:
     row: Callable[[str, Any, Any], dict[str, Any]]
 
 
+def _campaign_pages(stream: CampaignStream, client: DotdigitalClient, window: Window,
+                    campaigns: list) -> Iterator[tuple[int, list | None]]:
+    """(campaign id, a page of its records) in order; (campaign id, None) after each campaign's last page."""
+    for campaign in campaigns:
+        records = stream.read(client, campaign.id, window.start)
+        while page := list(itertools.islice(records, PAGE)):
+            yield campaign.id, page
+        yield campaign.id, None
+
+
 def _import_campaign_stream(run: EngagementRun, stream: CampaignStream) -> dg.MaterializeResult:
     tally = run.tally
     for window in run.windows:
         client, people = run.dotdigital(window.account), run.people(window.account)
         finished = run.finished(stream.asset, window)
+        campaigns = _active_campaigns(client, window)
+        todo = [campaign for campaign in campaigns if str(campaign.id) not in finished]
+        tally.resumed += len(campaigns) - len(todo)
         sink = run.stream(stream.target, stream.asset, window)
         try:
-            for campaign in _active_campaigns(client, window):
-                if str(campaign.id) in finished:
-                    tally.resumed += 1
+            for campaign_id, page in read_ahead(_campaign_pages(stream, client, window, todo)):
+                if page is None:
+                    sink.close_tag(campaign_id)
                     continue
-                records = stream.read(client, campaign.id, window.start)
-                while page := list(itertools.islice(records, PAGE)):
-                    tally.read += len(page)
-                    if stream.happened is not None:
-                        kept = [r for r in page if window.holds(moment(stream.happened(r)))]
-                        tally.outside_window += len(page) - len(kept)
-                        page = kept
-                    found = people.resolve((r.contact_id, r.email) for r in page)
-                    rows = {}
-                    for record in page:
-                        person = found[record.contact_id, record.email]
-                        row = stream.row(window.account, record, person)
-                        rows[stream.target.key_of(row)] = row, person
-                    tally.repeated += len(page) - len(rows)
-                    tally.unlinked += sum(person is None for _, person in rows.values())
-                    sink.add((row for row, _ in rows.values()), campaign.id)
-                sink.close_tag(campaign.id)
+                tally.read += len(page)
+                if stream.happened is not None:
+                    kept = [r for r in page if window.holds(moment(stream.happened(r)))]
+                    tally.outside_window += len(page) - len(kept)
+                    page = kept
+                found = people.resolve((r.contact_id, r.email) for r in page)
+                rows = {}
+                for record in page:
+                    person = found[record.contact_id, record.email]
+                    row = stream.row(window.account, record, person)
+                    rows[stream.target.key_of(row)] = row, person
+                tally.repeated += len(page) - len(rows)
+                tally.unlinked += sum(person is None for _, person in rows.values())
+                sink.add((row for row, _ in rows.values()), campaign_id)
         finally:
             # also when a read fails: the campaigns read in full are written and recorded, so a retry resumes
             run.settle(stream.target, window, sink)

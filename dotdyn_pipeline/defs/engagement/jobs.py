@@ -6,13 +6,13 @@ from datetime import timedelta
 import dagster as dg
 
 from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
-from dotdyn_pipeline.defs.engagement.windows import engagement_partitions, partition_key
+from dotdyn_pipeline.defs.engagement.windows import partition_key
 
 #: How often today's engagement is imported for every account (cron; default hourly, at five past).
 ENGAGEMENT_CRON = os.environ.get("DOTDYN_ENGAGEMENT_CRON", "5 * * * *")
 
 engagement_job = dg.define_asset_job(
-    "engagement_sync", selection=dg.AssetSelection.groups("engagement"), partitions_def=engagement_partitions,
+    "engagement_sync", selection=dg.AssetSelection.groups("engagement"),
     description="Import campaigns, send summaries, clicks, ROI details and suppressions of the chosen days.")
 
 

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from dotdyn_pipeline.connectors.dataverse.odata import key_segment
@@ -87,10 +88,14 @@ def campaign_row(account: str, campaign: Campaign, summary: CampaignSummary, syn
     return row
 
 
+@lru_cache(maxsize=256)
+def _campaign_reference(account: str, campaign_id: int) -> str:
+    return "/esc_emailcampaigns" + key_segment({ACCOUNT: account, "esc_dotdigitalcampaignid": campaign_id})
+
+
 def _engagement(account: str, campaign_id: int, contact_id: int, email: str, person: Person | None) -> dict[str, Any]:
-    campaign_key = key_segment({ACCOUNT: account, "esc_dotdigitalcampaignid": campaign_id})
     return {ACCOUNT: account, "esc_dotdigitalcampaignid": campaign_id, "esc_dotdigitalcontactid": contact_id,
-            "esc_email": email, "esc_emailcampaignid@odata.bind": f"/esc_emailcampaigns{campaign_key}",
+            "esc_email": email, "esc_emailcampaignid@odata.bind": _campaign_reference(account, campaign_id),
             **person_binds(person)}
 
 

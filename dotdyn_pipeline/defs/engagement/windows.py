@@ -67,3 +67,9 @@ def windows(partition_keys: Iterable[str]) -> list[Window]:
 
 def partition_key(account: str, day: date | str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"email_account": account, "day": str(day)})
+
+
+def range_tags(account: str, first: date, last: date) -> dict[str, str]:
+    """Run tags that make one run cover the days first..last of one account (a single-run backfill)."""
+    return {"dagster/asset_partition_range_start": str(partition_key(account, first)),
+            "dagster/asset_partition_range_end": str(partition_key(account, last))}
