@@ -33,6 +33,21 @@ def test_definitions_load_with_every_asset():
     assert defs.resolve_schedule_def("audience_schedule").cron_schedule == "*/15 * * * *"
 
 
+def test_engagement_assets_are_partitioned_by_account_and_day_and_backfill_in_one_run():
+    from dotdyn_pipeline.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    engagement = {"email_campaigns", "campaign_contact_summaries", "campaign_clicks", "campaign_roi_details",
+                  "email_suppressions"}
+    for name in engagement:
+        node = graph.get(dg.AssetKey(name))
+        assert set(node.partitions_def.partition_dimension_names) == {"email_account", "day"}, name
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), name
+    job = defs.resolve_job_def("engagement_sync")
+    assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == engagement
+    assert defs.resolve_schedule_def("engagement_schedule").cron_schedule == "5 * * * *"
+
+
 def test_dagster_definitions_validate_passes(tmp_path):
     result = _run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
                   {"DAGSTER_HOME": str(tmp_path), "DOTDYN_HOME": str(tmp_path)})
