@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient
+from dotdyn_pipeline.connectors.dotdigital.models import Campaign
 from dotdyn_pipeline.defs.engagement.ahead import read_ahead
 from dotdyn_pipeline.defs.engagement.rows import (
     CAMPAIGNS,
@@ -46,7 +47,7 @@ def _dynamics_campaigns(run: EngagementRun) -> dict[str, str]:
             for row in page if row.get("codename")}
 
 
-def _active_campaigns(client: DotdigitalClient, window: Window) -> list:
+def _active_campaigns(client: DotdigitalClient, window: Window) -> list[Campaign]:
     return sorted(client.campaigns_with_activity_since(window.start), key=lambda c: c.id)
 
 
@@ -83,7 +84,7 @@ class CampaignStream:
 
 
 def _campaign_pages(stream: CampaignStream, client: DotdigitalClient, window: Window,
-                    campaigns: list) -> Iterator[tuple[int, list | None]]:
+                    campaigns: list[Campaign]) -> Iterator[tuple[int, list[Any] | None]]:
     """(campaign id, a page of its records) in order; (campaign id, None) after each campaign's last page."""
     for campaign in campaigns:
         records = stream.read(client, campaign.id, window.start)
