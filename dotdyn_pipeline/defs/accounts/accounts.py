@@ -39,6 +39,12 @@ class EmailAccount:
         return resource.client(api_user=self.api_user, secret_name=self.secret_name, transport=self.transport)
 
 
+def registered_accounts(instance: dg.DagsterInstance) -> list[str] | dg.SkipReason:
+    """The registered account partitions, sorted, for a schedule; a skip reason while there are none."""
+    accounts = sorted(instance.get_dynamic_partitions(email_account_partitions.name))
+    return accounts or dg.SkipReason("no email account is registered yet (the email_accounts sensor adds them)")
+
+
 def active_accounts(client: DataverseClient) -> list[EmailAccount]:
     """Every active esc_emailaccount row."""
     return [EmailAccount.from_row(row)

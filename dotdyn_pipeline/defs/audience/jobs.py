@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions, registered_accounts
 
 #: How often every account's audience is synced (cron; default every 15 minutes).
 AUDIENCE_CRON = os.environ.get("DOTDYN_AUDIENCE_CRON", "*/15 * * * *")
@@ -17,8 +17,8 @@ audience_job = dg.define_asset_job(
 @dg.schedule(cron_schedule=AUDIENCE_CRON, job=audience_job, default_status=dg.DefaultScheduleStatus.RUNNING)
 def audience_schedule(context: dg.ScheduleEvaluationContext):
     """One audience run per registered email account."""
-    accounts = context.instance.get_dynamic_partitions(email_account_partitions.name)
-    if not accounts:
-        return dg.SkipReason("no email account is registered yet (the email_accounts sensor adds them)")
+    accounts = registered_accounts(context.instance)
+    if isinstance(accounts, dg.SkipReason):
+        return accounts
     tick = context.scheduled_execution_time.isoformat()
-    return [dg.RunRequest(partition_key=key, run_key=f"{key}@{tick}") for key in sorted(accounts)]
+    return [dg.RunRequest(partition_key=key, run_key=f"{key}@{tick}") for key in accounts]

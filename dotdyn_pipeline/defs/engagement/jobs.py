@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+from dotdyn_pipeline.defs.accounts.accounts import registered_accounts
 from dotdyn_pipeline.defs.engagement.windows import partition_key
 
 #: How often today's engagement is imported for every account (cron; default hourly, at five past).
@@ -19,13 +19,13 @@ engagement_job = dg.define_asset_job(
 @dg.schedule(cron_schedule=ENGAGEMENT_CRON, job=engagement_job, default_status=dg.DefaultScheduleStatus.RUNNING)
 def engagement_schedule(context: dg.ScheduleEvaluationContext):
     """Today's partition of every account; in the first tick after midnight, yesterday's too (its last hour)."""
-    accounts = context.instance.get_dynamic_partitions(email_account_partitions.name)
-    if not accounts:
-        return dg.SkipReason("no email account is registered yet (the email_accounts sensor adds them)")
+    accounts = registered_accounts(context.instance)
+    if isinstance(accounts, dg.SkipReason):
+        return accounts
     now = context.scheduled_execution_time
     days = [now.date()]
     if now.hour == 0:
         days.insert(0, (now - timedelta(days=1)).date())
     tick = now.isoformat()
     return [dg.RunRequest(partition_key=partition_key(account, day), run_key=f"{account}|{day}@{tick}")
-            for account in sorted(accounts) for day in days]
+            for account in accounts for day in days]
