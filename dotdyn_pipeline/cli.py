@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "load": "dotdyn_pipeline.bench.load",
     "audience": "dotdyn_pipeline.bench.audience",
     "engagement": "dotdyn_pipeline.bench.engagement",
+    "consent": "dotdyn_pipeline.bench.consent",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -109,6 +109,15 @@ class LedgerEntry:
     recorded_at: str
     propagated_at: str | None
     resubscribed_at: str | None
+    reflected_at: str | None = None  # when a resubscribe that lifted it was reflected in Dynamics
+
+
+_LEDGER_COLUMNS = ("account, email, scope, source, occurred_at, reason, address_book_id, recorded_at, "
+                   "propagated_at, resubscribed_at, reflected_at")
+
+
+def _ledger_entry(row: Sequence[Any]) -> LedgerEntry:
+    return LedgerEntry(UnsubscribeEvent(*row[:7]), *row[7:])
 
 
 class StateStore:
@@ -249,22 +258,54 @@ class StateStore:
         self.backend.execute("UPDATE unsubscribe_ledger SET propagated_at = ? WHERE event_key = ? "
                              "AND propagated_at IS NULL", (now_iso(), event_key))
 
-    def mark_resubscribed(self, account: str, email: str, at: datetime | str) -> int:
-        """A resubscribe confirmed in Dotdigital lifts every open unsubscribe of that address."""
-        return self.backend.execute("UPDATE unsubscribe_ledger SET resubscribed_at = ? WHERE account = ? "
-                                    "AND email = ? AND resubscribed_at IS NULL",
-                                    (_iso(at), account, email.strip().lower()))
+    def mark_resubscribed(self, account: str, email: str, at: datetime | str,
+                          event_keys: Iterable[str] | None = None) -> int:
+        """A resubscribe confirmed in Dotdigital lifts every open unsubscribe of that address (or, given
+        `event_keys`, only those of them: the ones Dotdigital had applied before the resubscribe)."""
+        sql = ("UPDATE unsubscribe_ledger SET resubscribed_at = ? WHERE account = ? AND email = ? "
+               "AND resubscribed_at IS NULL")
+        params: list[Any] = [_iso(at), account, email.strip().lower()]
+        if event_keys is None:
+            return self.backend.execute(sql, params)
+        keys = sorted(set(event_keys))
+        return sum(self.backend.execute(f"{sql} AND event_key IN ({', '.join('?' for _ in chunk)})",
+                                        [*params, *chunk]) for chunk in chunks(keys))
+
+    def open_unsubscribes(self, emails: Iterable[str], account: str | None = None) -> list[LedgerEntry]:
+        """The entries not lifted by a resubscribe for these addresses, in one account or in all of them."""
+        found: list[LedgerEntry] = []
+        keys = sorted({email.strip().lower() for email in emails})
+        for chunk in chunks(keys):
+            sql = (f"SELECT {_LEDGER_COLUMNS} FROM unsubscribe_ledger WHERE resubscribed_at IS NULL "
+                   f"AND email IN ({', '.join('?' for _ in chunk)})")
+            params: list[Any] = list(chunk)
+            if account is not None:
+                sql, params = sql + " AND account = ?", [*params, account]
+            found += [_ledger_entry(row) for row in self.backend.query(sql + " ORDER BY occurred_at, event_key",
+                                                                       params)]
+        return found
+
+    def resubscribes_to_reflect(self, account: str) -> list[LedgerEntry]:
+        """Entries lifted by a resubscribe whose lifting has not been reflected in Dynamics yet."""
+        rows = self.backend.query(f"SELECT {_LEDGER_COLUMNS} FROM unsubscribe_ledger WHERE account = ? "
+                                  "AND resubscribed_at IS NOT NULL AND reflected_at IS NULL "
+                                  "ORDER BY resubscribed_at, event_key", (account,))
+        return [_ledger_entry(row) for row in rows]
+
+    def mark_reflected(self, event_keys: Iterable[str]) -> None:
+        stamp = now_iso()
+        self.backend.executemany("UPDATE unsubscribe_ledger SET reflected_at = ? WHERE event_key = ? "
+                                 "AND reflected_at IS NULL", ((stamp, key) for key in event_keys))
 
     def ledger(self, account: str, *, source: str | None = None, pending_only: bool = False) -> list[LedgerEntry]:
-        sql = ("SELECT account, email, scope, source, occurred_at, reason, address_book_id, recorded_at, "
-               "propagated_at, resubscribed_at FROM unsubscribe_ledger WHERE account = ?")
+        sql = f"SELECT {_LEDGER_COLUMNS} FROM unsubscribe_ledger WHERE account = ?"
         params: list[Any] = [account]
         if source is not None:
             sql, params = sql + " AND source = ?", [*params, source]
         if pending_only:
             sql += " AND propagated_at IS NULL"
         rows = self.backend.query(sql + " ORDER BY occurred_at, event_key", params)
-        return [LedgerEntry(UnsubscribeEvent(*row[:7]), *row[7:]) for row in rows]
+        return [_ledger_entry(row) for row in rows]
 
     def unsubscribed_emails(self, account: str, address_book_id: int | None = None) -> set[str]:
         """Addresses that must not be subscribed: account-wide, plus those of one address book if given."""

@@ -106,12 +106,15 @@ class ChangeRead:
 
     `mode` is "delta" (changes since the cursor, deletions included), "watermark" (rows modified since
     the cursor; deletions are not visible) or "full" (every row: a first read, or a fallback whose reason
-    is in `fallback`). Both are known when `read_changes` returns.
+    is in `fallback`). Both are known when `read_changes` returns. After each page of a tracked read,
+    `resume` is the link that continues it from the next page (None after the last one): a reader that must
+    stop early keeps it and passes it to `read_changes` later as the cursor.
     """
 
     mode: str = ""
     cursor: str | None = None
     fallback: str | None = None
+    resume: str | None = None
     pages: Iterator[ChangePage] = field(default_factory=lambda: iter(()), repr=False)
 
     def __iter__(self) -> Iterator[ChangePage]:
@@ -249,6 +252,7 @@ class DataverseClient:
         for body in bodies:
             if "@odata.deltaLink" in body:  # only on the last page
                 result.cursor = body["@odata.deltaLink"]
+            result.resume = body.get("@odata.nextLink")
             yield _split_deletions(body["value"]) if result.mode == "delta" else ChangePage(body["value"])
         if result.cursor is None:
             raise DataverseError(f"{info.entity_set}: change tracking is on but no delta link came back",
@@ -306,6 +310,22 @@ class DataverseClient:
                         raise
             requests = [self._upsert_request(info, row, key_columns) for row in chunk]
             return self._batch_outcomes(offset, requests, atomic=atomic)
+
+        return self._in_chunks(rows, write)
+
+    def update_many(self, entity: str, rows: Sequence[Mapping[str, Any]]) -> list[RecordOutcome]:
+        """Update existing records (each row holds its primary key) and never create one.
+
+        `$batch` PATCH with `If-Match: *`, in chunks as `upsert_many`: a record deleted meanwhile gets a 404
+        outcome instead of coming back as a new, nearly empty record.
+        """
+        info = self.entity(entity)
+
+        def write(offset: int, chunk: Sequence[Mapping[str, Any]]) -> list[RecordOutcome]:
+            requests = [BatchRequest("PATCH", info.entity_set + odata.key_segment(row[info.primary_id]),
+                                     {c: v for c, v in row.items() if c != info.primary_id}, {"If-Match": "*"})
+                        for row in chunk]
+            return self._batch_outcomes(offset, requests, atomic=False)
 
         return self._in_chunks(rows, write)
 

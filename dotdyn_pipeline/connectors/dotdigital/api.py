@@ -81,9 +81,13 @@ class DotdigitalClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _pages(self, operation: str, parse: Callable[[dict[str, Any]], Any], **args: Any) -> Iterator[Any]:
+    def _pages(self, operation: str, parse: Callable[[dict[str, Any]], Any], start: int = 0,
+               **args: Any) -> Iterator[Any]:
+        """Every row of a select/skip list, from row `start` on, a page at a time (fetched as iterated)."""
         select = self._select.get(operation) or page_size(operation, self.config.page_size)
         fetch = lambda sel, skip: self.transport.call(operation, select=sel, skip=skip, **args) or []  # noqa: E731
+        if start:
+            fetch = _skipping(fetch, start)
         if select > MAX_SELECT:
             # The swagger's default says more than 1000 is allowed here; the portal says 1000 at most. Try
             # the larger page once per client and settle for 1000 if it is refused.
@@ -230,15 +234,23 @@ class DotdigitalClient:
         return ResubscribeResult.from_api(self.transport.call("resubscribe_to_address_book",
                                                               address_book_id=address_book_id, body=body))
 
-    def suppressed_since(self, since: Since) -> Iterator[Suppression]:
-        return self._pages("suppressed_since", Suppression.from_api, date=since)
+    def suppressed_since(self, since: Since, start: int = 0) -> Iterator[Suppression]:
+        """Suppressions (every reason) since `since`, oldest first, from row `start` on."""
+        return self._pages("suppressed_since", Suppression.from_api, start, date=since)
 
-    def unsubscribed_since(self, since: Since, address_book_id: int | None = None) -> Iterator[Suppression]:
-        """Unsubscribes since `since`, account-wide or from one address book."""
+    def unsubscribed_since(self, since: Since, address_book_id: int | None = None,
+                           start: int = 0) -> Iterator[Suppression]:
+        """Unsubscribes since `since`, account-wide or from one address book, oldest first, from row `start` on."""
         if address_book_id is None:
-            return self._pages("unsubscribed_since", Suppression.from_api, date=since)
-        return self._pages("address_book_unsubscribed_since", Suppression.from_api, date=since,
+            return self._pages("unsubscribed_since", Suppression.from_api, start, date=since)
+        return self._pages("address_book_unsubscribed_since", Suppression.from_api, start, date=since,
                            address_book_id=address_book_id)
+
+    def contacts_modified_since(self, since: Since, start: int = 0, with_full_data: bool = False
+                                ) -> Iterator[Contact]:
+        """Contacts changed since `since` (a resubscribe changes the contact), by id, from row `start` on."""
+        return self._pages("contacts_modified_since", Contact.from_api, start, date=since,
+                           with_full_data=with_full_data)
 
     # campaigns and engagement
 

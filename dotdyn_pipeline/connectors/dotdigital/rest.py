@@ -52,6 +52,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "unsubscribed_since": ("GET", "/v2/contacts/unsubscribed-since/{date}"),
     "address_book_unsubscribed_since": (
         "GET", "/v2/address-books/{address_book_id}/contacts/unsubscribed-since/{date}"),
+    "contacts_modified_since": ("GET", "/v2/contacts/modified-since/{date}"),
     "send_campaign": ("POST", "/v2/campaigns/send"),
     "send_status": ("GET", "/v2/campaigns/send/{send_id}"),
 }

@@ -80,6 +80,7 @@ OPERATIONS: dict[str, SoapOperation] = {
     "suppressed_since": SoapOperation("GetSuppressedContacts", _SINCE),
     "unsubscribed_since": SoapOperation("GetUnsubscribedContacts", _SINCE),
     "address_book_unsubscribed_since": SoapOperation("GetUnsubscribedContactsInAddressBook", {**_BOOK, **_SINCE}),
+    "contacts_modified_since": SoapOperation("GetModifiedContacts", {"with_full_data": "withFullData", **_SINCE}),
     "send_campaign": SoapOperation("SendCampaign", {"body": "apiCampaignSend"}),
     "send_status": SoapOperation("GetCampaignSendProgress", {"send_id": "sendId"}),
 }

@@ -1,6 +1,8 @@
 """Control routes under {control_url}/dotdigital/: look inside an account and set state for tests.
 
 `{account}` is the account's number (1-based, the order of sandbox.json's `accounts`) or its API user.
+`POST accounts/{account}/resubscribe {"email", "address_book_id"?}` stands for a contact confirming a
+resubscribe (the service's challenge), which no API call can do on the contact's behalf.
 """
 
 from __future__ import annotations
@@ -60,6 +62,15 @@ def _suppress(backend: Backend, account: Account, request: Request, body: Any) -
     if not email:
         raise ApiError("ERROR_PARAMETER_INVALID", "email is required")
     return audience.suppress(account.store, email, reason)
+
+
+def _resubscribe(backend: Backend, account: Account, request: Request, body: Any) -> dict[str, Any]:
+    """The contact confirmed a resubscribe (as after the challenge email): Subscribed again, and back in the
+    address book `address_book_id` when one is given."""
+    book = audience.field(body, "address_book_id")
+    target = {"unsubscribedContact": {"email": normalise_email(audience.field(body, "email"))}}
+    return audience.resubscribe(account.store, target, False,
+                                None if book is None else audience.as_int(book, "address_book_id"))
 
 
 def _limits(backend: Backend, account: Account, request: Request, body: Any) -> dict[str, Any]:
@@ -127,6 +138,7 @@ def control_routes(backend: Backend) -> list[Route]:
         _route(backend, "/accounts/{account}/address-books/{book}/contacts", _book_members),
         _route(backend, "/accounts/{account}/contacts/{email}", _contact),
         _route(backend, "/accounts/{account}/suppress", _suppress, "POST"),
+        _route(backend, "/accounts/{account}/resubscribe", _resubscribe, "POST"),
         _route(backend, "/accounts/{account}/limits", _limits, "POST"),
         _route(backend, "/accounts/{account}/imports/{import_id}", _import),
         _route(backend, "/accounts/{account}/engagement/{kind}", _engagement),
