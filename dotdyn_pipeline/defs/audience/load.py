@@ -41,11 +41,12 @@ class LoadCounts:
     faulted: int = 0
     removed: int = 0
     email_changes: int = 0
+    withdrawn: int = 0  # unsubscribed after the members were chosen, so not sent
     unchanged: int = 0
     faults_by_reason: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: "LoadCounts") -> None:
-        for name in ("sent", "imported", "faulted", "removed", "email_changes", "unchanged"):
+        for name in ("sent", "imported", "faulted", "removed", "email_changes", "unchanged", "withdrawn"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.faults_by_reason.items():
             self.faults_by_reason[reason] = self.faults_by_reason.get(reason, 0) + n
@@ -106,7 +107,10 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
               fields: list[str], run_id: str) -> LoadCounts:
     """Bring one address book in line with `wanted`; record what was done and return the counts."""
     plan = plan_book(wanted, store.books.members(account, book))
-    counts = LoadCounts(unchanged=plan.unchanged)
+    # An unsubscribe recorded since the members were chosen (a consent run meanwhile) wins over this import.
+    late = plan.send["email_key"].isin(store.unsubscribed_emails(account, book))
+    send = plan.send[~late]
+    counts = LoadCounts(unchanged=plan.unchanged, withdrawn=int(late.sum()))
     links = []
     for row in plan.moved.itertuples(index=False):
         contact_id = _contact_id(client, row.dotdigital_contact_id, row.email_key_old)
@@ -118,9 +122,9 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
     store.link_contacts(links)
 
     faults = []
-    if not plan.send.empty:
+    if not send.empty:
         try:
-            result = client.import_contacts(book, _import_rows(plan.send, fields), ["Email", *fields])
+            result = client.import_contacts(book, _import_rows(send, fields), ["Email", *fields])
         except ImportFailed as failed:
             _record_imports(store, account, book, run_id, failed.completed)
             store.record_import(ImportJob(failed.import_id, account, book, failed.import_status, failed.rows,
@@ -128,14 +132,14 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
             raise
         _record_imports(store, account, book, run_id, result.outcomes)
         faults = result.faults
-        counts.sent += len(plan.send)
+        counts.sent += len(send)
     faulted = {fault.email.strip().lower(): fault.reason for fault in faults}
     for reason in faulted.values():
         counts.faults_by_reason[reason] = counts.faults_by_reason.get(reason, 0) + 1
     counts.faulted += len(faulted)
-    counts.imported += len(plan.send) - len(faulted)
-    _record_faults(store, account, book, plan.send, faulted, run_id)
-    loaded = plan.send[~plan.send["email_key"].isin(faulted)]
+    counts.imported += len(send) - len(faulted)
+    _record_faults(store, account, book, send, faulted, run_id)
+    loaded = send[~send["email_key"].isin(faulted)]
     store.books.save(account, book, (BookMember(key, table, crm_id, fingerprint) for key, table, crm_id, fingerprint
                                      in loaded[["email_key", "crm_table", "crm_id", "fingerprint"]].itertuples(
                                          index=False, name=None)))
@@ -200,6 +204,7 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
         "rows_unchanged": dg.MetadataValue.int(counts.unchanged),
         "rows_removed": dg.MetadataValue.int(counts.removed),
         "email_changes": dg.MetadataValue.int(counts.email_changes),
+        "rows_withdrawn": dg.MetadataValue.int(counts.withdrawn),
         "faults_by_reason": dg.MetadataValue.json(counts.faults_by_reason),
         "dotdigital_calls": dg.MetadataValue.int(sum(n for k, n in calls.items() if not k.startswith("retry:"))),
         "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
