@@ -166,8 +166,12 @@ def _record_faults(store: StateStore, account: str, book: int, sent: pd.DataFram
     now = datetime.now(UTC).isoformat()
     for key, reason in faulted.items():
         if any(word in reason.lower() for word in CONSENT_FAULTS):
-            store.record_unsubscribe(UnsubscribeEvent(account, key, "account", "dotdigital", now,
-                                                      reason=f"import fault: {reason}"))
+            # "Unsubscribed" may mean from this book only; an account-wide one also shows as a suppression,
+            # which the consent flow records account-wide. The other reasons are account-wide.
+            book_only = reason.lower().startswith("unsubscrib")
+            store.record_unsubscribe(UnsubscribeEvent(
+                account, key, "address_book" if book_only else "account", "dotdigital", now,
+                reason=f"import fault: {reason}", address_book_id=book if book_only else None))
 
 
 @dg.asset(group_name="audience", partitions_def=email_account_partitions, kinds={"dotdigital"}, pool="dotdigital",
