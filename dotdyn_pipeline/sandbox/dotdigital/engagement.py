@@ -28,6 +28,9 @@ from dotdyn_pipeline.sandbox.dotdigital.store import NEVER, AccountStore, iso, n
 from dotdyn_pipeline.sandbox.people import CAMPAIGN_CODES, people
 
 KIND_ID_BASE = {"contact": 100_000_000, "lead": 400_000_000, "account": 700_000_000}
+#: Contacts who signed up in Dotdigital (a web form) and are unknown to Dynamics: per 1000 CRM people.
+SIGNUPS_PER_THOUSAND = 10
+SIGNUP_ID_BASE = 900_000_000
 CHUNK = 5_000
 TOPICS = ("Spring sale", "Product news", "Webinar invitation", "Monthly newsletter", "Customer survey",
           "Event reminder", "Loyalty rewards", "New arrivals", "Partner offers", "Year in review")
@@ -283,4 +286,12 @@ def _seed_people(store: AccountStore, settings: SandboxSettings, index: int, acc
                     members.append((kind_book[kind], contact_id))
             if len(rows) >= CHUNK:
                 flush()
+    signups = max(10 * accounts, (settings.contacts + settings.leads) * SIGNUPS_PER_THOUSAND // 1000)
+    for number in range(index, signups, accounts):
+        created = iso(anchor - timedelta(days=rng.uniform(0, 400)))
+        rows.append((SIGNUP_ID_BASE + number, f"signup.{number}@example.net", "Single", json.dumps({}), "Subscribed",
+                     created, created))
+        members.append((books["Newsletter"], SIGNUP_ID_BASE + number))
+        if len(rows) >= CHUNK:
+            flush()
     flush()
