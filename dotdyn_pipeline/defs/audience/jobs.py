@@ -4,13 +4,13 @@ import os
 
 import dagster as dg
 
-from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions, registered_accounts
+from dotdyn_pipeline.defs.accounts.accounts import registered_accounts
 
 #: How often every account's audience is synced (cron; default every 15 minutes).
 AUDIENCE_CRON = os.environ.get("DOTDYN_AUDIENCE_CRON", "*/15 * * * *")
 
 audience_job = dg.define_asset_job(
-    "audience_sync", selection=dg.AssetSelection.groups("audience"), partitions_def=email_account_partitions,
+    "audience_sync", selection=dg.AssetSelection.groups("audience"),
     description="Extract the CRM changes, then validate, map and load one account's address books.")
 
 

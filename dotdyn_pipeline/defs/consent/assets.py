@@ -100,6 +100,6 @@ def consent_to_dotdigital(context: dg.AssetExecutionContext, dataverse: Datavers
 
 
 consent_job = dg.define_asset_job(
-    CONSENT_JOB, selection=dg.AssetSelection.groups("consent"), partitions_def=email_account_partitions,
+    CONSENT_JOB, selection=dg.AssetSelection.groups("consent"),
     executor_def=dg.in_process_executor,  # two short steps: a process each would cost more than they do
     description="Apply one account's pending unsubscribes on the other side (both directions).")

@@ -70,11 +70,15 @@ class EngagementRun:
         # A retry or a re-execution from failure has the same root run: it resumes where this one stopped.
         self.run_key = context.run.tags.get("dagster/root_run_id") or context.run.run_id
         self.tally = Tally()
-        self._stack = ExitStack()
-        self.store: StateStore = state.open()
-        self._stack.callback(self.store.close)
-        self.crm: DataverseClient = self._stack.enter_context(dataverse.client())
         self._clients: dict[str, DotdigitalClient] = {}
+        self._stack = ExitStack()
+        try:
+            self.store: StateStore = state.open()
+            self._stack.callback(self.store.close)
+            self.crm: DataverseClient = self._stack.enter_context(dataverse.client())
+        except BaseException:
+            self._stack.close()
+            raise
 
     def __enter__(self) -> EngagementRun:
         return self
