@@ -6,6 +6,7 @@ databases understand; the PostgreSQL side rewrites the placeholders and batches 
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 import threading
@@ -76,7 +77,14 @@ class Backend:
             return cursor.rowcount
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]], chunk: int = 5_000) -> int:
-        """Run one statement for many parameter rows, in chunks, atomically; return how many rows were given."""
+        """Run one statement for many parameter rows, in chunks, atomically; return how many rows were given.
+
+        With no rows, nothing is run and no transaction opened (callers on a hot path often have none)."""
+        rows = iter(rows)
+        first = next(rows, None)
+        if first is None:
+            return 0
+        rows = itertools.chain([first], rows)
         total = 0
         with self._lock, self.transaction():
             cursor = self._cursor()
