@@ -23,16 +23,11 @@ def whole_second(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-@dataclass(frozen=True)
-class SinceCursor:
-    """Rows at or after `since` (oldest first), of which the first `skip` were read already."""
+class _Cursor:
+    """What both cursors share: a JSON text form, the instant they start from, and the row to resume from."""
 
-    since: str = BEGINNING
-    skip: int = 0
-
-    @classmethod
-    def load(cls, text: str | None) -> SinceCursor:
-        return cls(**json.loads(text)) if text else cls()
+    since: str
+    skip: int
 
     def dump(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -45,6 +40,18 @@ class SinceCursor:
     def start(self) -> int:
         """The row to resume from."""
         return max(0, self.skip - OVERLAP)
+
+
+@dataclass(frozen=True)
+class SinceCursor(_Cursor):
+    """Rows at or after `since` (oldest first), of which the first `skip` were read already."""
+
+    since: str = BEGINNING
+    skip: int = 0
+
+    @classmethod
+    def load(cls, text: str | None) -> SinceCursor:
+        return cls(**json.loads(text)) if text else cls()
 
 
 class SinceTracker:
@@ -69,7 +76,7 @@ class SinceTracker:
 
 
 @dataclass(frozen=True)
-class ScanCursor:
+class ScanCursor(_Cursor):
     """A pass over the contacts modified since `since` (listed by id), begun at `started`; `skip` read.
 
     Between passes `started` is None; the next pass reads from a little before the previous one began.
@@ -83,19 +90,8 @@ class ScanCursor:
     def load(cls, text: str | None, now: datetime) -> ScanCursor:
         return cls(**json.loads(text)) if text else cls((now - RESCAN).isoformat())
 
-    def dump(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
     def begun(self, now: datetime) -> ScanCursor:
         return self if self.started else replace(self, started=now.isoformat(), skip=0)
-
-    @property
-    def moment(self) -> datetime:
-        return datetime.fromisoformat(self.since)
-
-    @property
-    def start(self) -> int:
-        return max(0, self.skip - OVERLAP)
 
     def finished(self) -> ScanCursor:
         assert self.started is not None
