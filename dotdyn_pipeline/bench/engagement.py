@@ -87,7 +87,7 @@ def measure(contract: dict[str, Any], home: Path, days: int) -> dict[str, Any]:
     facts = materialized_facts(result)
     read_seconds, post_seconds, floor_rows = _floor(contract, account, first, home)
     rows = sum(stats["rows_read"] for stats in facts.values())
-    writes = _write_requests(home)
+    writes = _write_requests()
     return {
         "rows": rows, "seconds": watch.seconds, "rows_per_s": round(rows / watch.seconds) if watch.seconds else None,
         "peak_rss_mb": peak,
@@ -102,7 +102,7 @@ def measure(contract: dict[str, Any], home: Path, days: int) -> dict[str, Any]:
     }
 
 
-def _write_requests(home: Path) -> int:
+def _write_requests() -> int:
     """Dataverse write requests the run made, from the state store's call counts."""
     from dotdyn_pipeline.resources import state_store_resource
     from dotdyn_pipeline.state import ORG_SCOPE
