@@ -328,6 +328,18 @@ class StateStore:
             "INSERT INTO run_progress (run_key, stream, item, done_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (run_key, stream, item) DO NOTHING", ((run_key, stream, item, stamp) for item in items))
 
+    # -- import throughput ---------------------------------------------------------------------------------
+    def import_throughput(self, account: str) -> float | None:
+        """The bytes per second the account's imports were last seen to be processed at, if ever."""
+        rows = self.backend.query("SELECT bytes_per_second FROM import_throughput WHERE account = ?", (account,))
+        return float(rows[0][0]) if rows else None
+
+    def save_import_throughput(self, account: str, bytes_per_second: float) -> None:
+        self.backend.execute(
+            "INSERT INTO import_throughput (account, bytes_per_second, learned_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (account) DO UPDATE SET bytes_per_second = excluded.bytes_per_second, "
+            "learned_at = excluded.learned_at", (account, bytes_per_second, now_iso()))
+
     # -- API calls -----------------------------------------------------------------------------------------
     def add_api_calls(self, account: str, api: str, counts: dict[str, int], day: str | None = None) -> None:
         day = day or datetime.now(UTC).date().isoformat()

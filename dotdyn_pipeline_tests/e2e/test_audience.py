@@ -37,6 +37,18 @@ def test_books_hold_exactly_the_valid_consenting_members(world, pipeline, first_
         assert accounted == members["rows_in"], "every member row is loaded, quarantined or skipped"
 
 
+def test_each_account_keeps_the_import_throughput_its_client_learned(pipeline, first_sync):
+    from dotdyn_pipeline.resources import state_store_resource
+
+    store = state_store_resource().open()
+    try:
+        learned = {account: store.import_throughput(account) for account in pipeline.accounts}
+    finally:
+        store.close()
+    # a sync's imports are small and quick, so the rate is modest; it only has to be one, per account
+    assert all(rate and rate > 0 for rate in learned.values()), learned
+
+
 def test_a_second_run_without_changes_writes_nothing(world, pipeline, first_sync):
     for account in pipeline.accounts:
         imports_before = world.overview(account)["counts"]["imports"]

@@ -89,3 +89,11 @@ def test_api_calls_accumulate_per_day(store):
     store.add_api_calls("a1", "dotdigital", {"import": 1, "report": 0}, day="2026-11-27")
     assert store.api_calls("a1", "dotdigital", day="2026-11-27") == {"import": 3, "poll": 5}
     assert store.api_calls("a1", "dotdigital", day="2026-11-28") == {}
+
+
+def test_an_accounts_import_throughput_is_kept_and_replaced(store):
+    assert store.import_throughput("a1") is None
+    store.save_import_throughput("a1", 1_250_000.5)
+    store.save_import_throughput("a2", 10.0)
+    store.save_import_throughput("a1", 2_000_000.0)
+    assert (store.import_throughput("a1"), store.import_throughput("a2")) == (2_000_000.0, 10.0)

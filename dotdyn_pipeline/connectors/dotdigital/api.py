@@ -64,7 +64,7 @@ class DotdigitalClient:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.transport, self.config, self.account = transport, config, account
         self._sleep = sleep
-        self._throughput = Throughput()
+        self.import_throughput = Throughput()  # learned from this account's imports; the pipeline keeps it
         self._select: dict[str, int] = {}  # page sizes learned to be the most an operation accepts
 
     @property
@@ -187,7 +187,7 @@ class DotdigitalClient:
         import ends in a status other than Finished.
         """
         chunks = csv_chunks(rows, columns, self.config.import_chunk_bytes)
-        return Importer(self, self.config, self._throughput, sleep=self._sleep).run(address_book_id, chunks)
+        return Importer(self, self.config, self.import_throughput, sleep=self._sleep).run(address_book_id, chunks)
 
     # contacts and consent
 

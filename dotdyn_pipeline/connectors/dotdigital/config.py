@@ -30,8 +30,8 @@ class DotdigitalConfig:
     page_size: int = 2000  # select: the most any endpoint takes, capped per endpoint at its documented maximum
     import_chunk_bytes: int = DEFAULT_IMPORT_CHUNK_BYTES
     max_active_imports: int = 10  # imports in progress at once (the account allows 25 across all clients)
-    poll_initial: float = 2.0  # seconds before the first import-status poll, until a rate is learned
-    poll_factor: float = 1.6  # backoff between import-status polls
+    poll_initial: float = 2.0  # seconds before the first import-status poll, until a throughput is learned
+    poll_factor: float = 1.25  # backoff between import-status polls, relative to how long the imports have run
     poll_max: float = 30.0
     import_timeout: float = 6 * 3600.0  # give up waiting for one import after this long
     quota_wait: float = 600.0  # wait after ERROR_APIUSAGE_EXCEEDED when no reset time is given

@@ -1,12 +1,16 @@
 """Bulk contact import, whatever the transport: CSV chunks under the size limit, bounded concurrency, sparse
-polling with backoff, and the report and faults CSV of every chunk.
+polling, and the report and faults CSV of every chunk.
 
 Memory stays bounded: rows are streamed into one chunk's bytes at a time, and the next chunk is built while
-the previous one uploads, so at most two chunks are held. Polling is sparse: only the oldest pending import
-is polled (during uploads only when the account's active-import limit is reached), with backoff while the
-server's throughput is unknown. Each finish teaches the throughput (bytes per second, taken between the last
-NotFinished answer and the Finished one), and the imports still pending are then polled when, working in
-turn at that throughput, they should be done: with a learned throughput, one poll per import.
+the previous one uploads, so at most two chunks are held.
+
+Polling is planned, not periodic. The server is taken as work-conserving: whether it runs an account's
+imports in turn or side by side, a backlog is done when its bytes are, at the account's throughput (bytes per
+second of server time, `Throughput`). With a throughput known, the backlog is polled once, when it should be
+done: one status call per import. Without one, the oldest import is polled with a backoff relative to how
+long the backlog has run. A finish seen between a NotFinished answer and a Finished one teaches the
+throughput; a prediction that proves early is followed by looks close together, so the next lesson is
+sharp. The client keeps what it learned, and the pipeline keeps it per account in the state store.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ from dotdyn_pipeline.connectors.dotdigital.errors import ImportFailed, NotFound
 from dotdyn_pipeline.connectors.dotdigital.models import ContactImport, ImportReport, RowFault
 
 FINISHED, NOT_FINISHED = "Finished", "NotFinished"
+#: After a prediction proves early, look again after this share of the time the backlog has run.
+CLOSE_STEP = 0.05
+#: The shortest wait between two looks at an import, in seconds.
+MIN_STEP = 0.2
+#: Where in a finish's bracket a lesson taken after a backoff puts it (0 = the NotFinished answer).
+OPTIMISM = 0.25
 
 
 @dataclass
@@ -113,40 +123,50 @@ class _Pending:
     import_id: str
     rows: int
     bytes: int
-    uploaded_at: float
-    due: float
-    interval: float
-    seen_running: float | None = None  # when a poll last answered NotFinished
+    uploaded_at: float  # when the upload was answered: the server can work on it from then
+    due: float = 0.0  # when to poll it next
 
 
 @dataclass
 class Throughput:
-    """Import throughput learned from finished imports (bytes per second of server time), per client."""
+    """How fast an account's imports are processed, in bytes per second of server time."""
 
     bytes_per_second: float | None = None
 
-    def learn(self, size: int, seconds: float) -> None:
-        if size > 0 and seconds > 0:
-            rate = size / seconds
-            # Polls see a finish late, so observed rates are low: keep the best seen, it is the closest.
-            self.bytes_per_second = max(rate, self.bytes_per_second or 0.0)
+    def finished_at(self, uploads: Sequence[tuple[float, int]]) -> float | None:
+        """When a server working through `uploads` ((uploaded at, bytes), in order) should be done with them."""
+        if not self.bytes_per_second:
+            return None
+        done = float("-inf")
+        for at, size in uploads:
+            done = max(done, at) + size / self.bytes_per_second
+        return done
 
-    def expected_seconds(self, size: int) -> float | None:
-        return size / self.bytes_per_second if self.bytes_per_second else None
+    def learn(self, uploads: Sequence[tuple[float, int]], finished: float) -> None:
+        """Take the rate at which `uploads` are done exactly at `finished` (the inverse of `finished_at`)."""
+        rates, remaining = [], sum(size for _, size in uploads)
+        for at, size in uploads:
+            if finished > at and remaining > 0:
+                rates.append(remaining / (finished - at))
+            remaining -= size
+        if rates:
+            self.bytes_per_second = max(rates)
 
 
 class Importer:
-    """Runs one batch of chunks into one address book (see the module docstring for the polling strategy)."""
+    """Runs one batch of chunks into one address book (see the module docstring for the polling plan)."""
 
     def __init__(self, calls: ImportCalls, config: DotdigitalConfig, throughput: Throughput,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
         self.calls, self.config, self.throughput = calls, config, throughput
         self._sleep, self._clock = sleep, clock
         self._pending: deque[_Pending] = deque()
+        self._uploads: list[tuple[float, int]] = []  # (uploaded at, bytes) since the backlog was last empty
+        self._running_seen: float | None = None  # when a poll last answered NotFinished
+        self._step: float | None = None  # the wait between looks once a poll answered NotFinished
+        self._close = False  # the looks are close because a prediction proved early
         self._result = ImportResult()
         self._failures: list[ImportFailed] = []
-        self._queue_free_at = 0.0  # when the server should be through what was uploaded so far
-        self._previous_finish = 0.0  # when the last import seen finished probably did
 
     def run(self, address_book_id: int, chunks: Iterable[CsvChunk]) -> ImportResult:
         """Upload every chunk, wait for all, and return the outcomes; raise ImportFailed if any import failed."""
@@ -159,6 +179,10 @@ class Importer:
                 upload = pool.submit(self._upload, address_book_id, chunk)
                 del chunk  # the upload holds it; let it go as soon as that is done
             self._track(upload)
+        if self._pending:  # every chunk is uploaded: look when the whole backlog should be done
+            last = max(pending.due for pending in self._pending)
+            for pending in self._pending:
+                pending.due = last
         while self._pending:
             self._settle(self._pending[0])
         if self._failures:
@@ -167,63 +191,65 @@ class Importer:
             raise first
         return self._result
 
-    def _track(self, upload: Future[_Pending | None] | None) -> None:
-        if upload is not None and (pending := upload.result()) is not None:
-            self._pending.append(pending)
-
     def _upload(self, address_book_id: int, chunk: CsvChunk) -> _Pending | None:
-        started = self._clock()
         job = self.calls.start_import(address_book_id, chunk.data)
-        now = self._clock()
-        pending = _Pending(job.id, chunk.rows, len(chunk.data), uploaded_at=started,
-                           due=now + self.config.poll_initial, interval=self.config.poll_initial)
+        pending = _Pending(job.id, chunk.rows, len(chunk.data), uploaded_at=self._clock())
         if job.status != NOT_FINISHED:
             self._resolve(pending, job.status)
             return None
-        expected = self.throughput.expected_seconds(len(chunk.data))
-        if expected is not None:  # the server works through imports in turn: done after those before it
-            self._queue_free_at = max(self._queue_free_at, started) + expected
-            pending.due = max(now, self._queue_free_at)
         return pending
 
+    def _track(self, upload: Future[_Pending | None] | None) -> None:
+        if upload is None or (pending := upload.result()) is None:
+            return
+        if not self._pending:
+            self._uploads, self._running_seen, self._step, self._close = [], None, None, False
+        self._uploads.append((pending.uploaded_at, pending.bytes))
+        pending.due = self.throughput.finished_at(self._uploads) or pending.uploaded_at + self.config.poll_initial
+        self._pending.append(pending)
+
     def _settle(self, pending: _Pending) -> None:
-        """Poll `pending` with backoff until it resolves."""
+        """Poll `pending` until it resolves."""
         while pending in self._pending:
             self._poll(pending)
 
-    def _poll(self, pending: _Pending, wait: bool = True) -> None:
-        # A plan is a guess (a rate learned from small imports is far too low for a large one): never wait
-        # longer than poll_max between looks.
-        if wait and (delay := min(pending.due - self._clock(), self.config.poll_max)) > 0:
+    def _poll(self, pending: _Pending) -> None:
+        # A plan is a guess: never wait longer than poll_max between looks.
+        if (delay := min(pending.due - self._clock(), self.config.poll_max)) > 0:
             self._sleep(delay)
         status = self.calls.import_progress(pending.import_id).status
         now = self._clock()
         if status == NOT_FINISHED:
             if now - pending.uploaded_at <= self.config.import_timeout:
-                pending.seen_running = now
-                pending.interval = min(self.config.poll_max, pending.interval * self.config.poll_factor)
-                pending.due = now + pending.interval
+                self._running_seen = now
+                pending.due = now + self._next_step(now)
                 return
             status = f"{NOT_FINISHED} after {self.config.import_timeout:.0f} s"
-        self._pending.remove(pending)
-        if status == FINISHED:
-            # it finished between the last NotFinished answer and this one: take the middle
-            finished = now if pending.seen_running is None else (pending.seen_running + now) / 2
-            self.throughput.learn(pending.bytes, finished - max(pending.uploaded_at, self._previous_finish))
-            self._previous_finish = finished
-            self._replan()
+        self._pending.popleft()
+        if status == FINISHED and not self._pending:
+            self._learn(now)
         self._resolve(pending, status)
 
-    def _replan(self) -> None:
-        """Expect the imports still pending to finish in turn at the learned throughput; poll them then."""
-        expected_at = self._previous_finish
-        for pending in self._pending:
-            expected = self.throughput.expected_seconds(pending.bytes)
-            if expected is None:
-                return
-            expected_at = max(expected_at, pending.uploaded_at) + expected
-            if pending.seen_running is None or expected_at > pending.due:
-                pending.due = expected_at
+    def _next_step(self, now: float) -> float:
+        """The wait before the next look: relative to how long the backlog has run, growing by poll_factor."""
+        if self._step is None:
+            running = now - self._uploads[0][0]
+            self._close = self.throughput.bytes_per_second is not None
+            share = CLOSE_STEP if self._close else self.config.poll_factor - 1
+            self._step = max(share * running, MIN_STEP)
+        else:
+            self._step *= self.config.poll_factor
+        return min(self._step, self.config.poll_max)
+
+    def _learn(self, answered: float) -> None:
+        """Learn the throughput from the backlog's end, seen in a poll `answered` Finished."""
+        if self._running_seen is not None:  # it ended between the last NotFinished answer and this one
+            # After close looks, the later end: a plan should be a little late rather than early. After a
+            # backoff, nearer the earlier end: if that proves early, the close looks that follow are sharp.
+            weight = 1.0 if self._close else OPTIMISM
+            self.throughput.learn(self._uploads, self._running_seen + weight * (answered - self._running_seen))
+        elif self.throughput.bytes_per_second is None:  # it ended before the first look: at least this fast
+            self.throughput.learn(self._uploads, answered)
 
     def _resolve(self, pending: _Pending, status: str) -> None:
         """Fetch the report (and faults) of a resolved import; failures become ImportFailed."""

@@ -123,6 +123,8 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
 
     faults = []
     if not send.empty:
+        throughput = client.import_throughput
+        throughput.bytes_per_second = throughput.bytes_per_second or store.import_throughput(account)
         try:
             result = client.import_contacts(book, _import_rows(send, fields), ["Email", *fields])
         except ImportFailed as failed:
@@ -130,6 +132,8 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
             store.record_import(ImportJob(failed.import_id, account, book, failed.import_status, failed.rows,
                                           run_id=run_id, finished_at=datetime.now(UTC).isoformat()))
             raise
+        if throughput.bytes_per_second:
+            store.save_import_throughput(account, throughput.bytes_per_second)
         _record_imports(store, account, book, run_id, result.outcomes)
         faults = result.faults
         counts.sent += len(send)

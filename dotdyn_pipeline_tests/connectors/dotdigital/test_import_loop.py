@@ -10,18 +10,42 @@ import pytest
 
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalConfig, ImportFailed
 from dotdyn_pipeline.connectors.dotdigital.errors import NotFound
-from dotdyn_pipeline.connectors.dotdigital.imports import CsvChunk, Importer, Throughput
+from dotdyn_pipeline.connectors.dotdigital.imports import CLOSE_STEP, OPTIMISM, CsvChunk, Importer, Throughput
 from dotdyn_pipeline.connectors.dotdigital.models import ContactImport, ImportReport, RowFault
 
 
+def side_by_side(jobs: list[tuple[float, float]]) -> list[float]:
+    """When each job ((arrival, seconds of work)) finishes on a server that shares itself equally among jobs."""
+    finish, left, t, arrived = [0.0] * len(jobs), {}, jobs[0][0], 0
+    while arrived < len(jobs) or left:
+        while arrived < len(jobs) and jobs[arrived][0] <= t:
+            left[arrived] = jobs[arrived][1]
+            arrived += 1
+        if not left:
+            t = jobs[arrived][0]
+            continue
+        next_arrival = jobs[arrived][0] if arrived < len(jobs) else float("inf")
+        until = min(t + min(left.values()) * len(left), next_arrival)
+        worked = (until - t) / len(left)
+        for job in list(left):
+            left[job] -= worked
+            if left[job] <= 1e-9:
+                finish[job] = until
+                del left[job]
+        t = until
+    return finish
+
+
 class ScriptedServer:
-    """Imports that take `seconds_per_import` each, processed one after another; every call is recorded."""
+    """Imports that take `seconds_per_import` of server time each, processed one after another (or side by
+    side, sharing the server equally); every call is recorded with the virtual time it was made at."""
 
     def __init__(self, seconds_per_import: float = 10.0, final: dict[int, str] | None = None,
-                 faults_every: int = 0) -> None:
+                 faults_every: int = 0, shared: bool = False) -> None:
         self.now = 0.0
-        self.seconds, self.final, self.faults_every = seconds_per_import, final or {}, faults_every
+        self.seconds, self.final, self.faults_every, self.shared = seconds_per_import, final or {}, faults_every, shared
         self.calls: list[tuple[str, str]] = []
+        self.polled_at: list[float] = []
         self.imports: list[dict] = []
         self.sleeps: list[float] = []
         self.max_active = 0
@@ -40,12 +64,16 @@ class ScriptedServer:
         self.calls.append(("upload", str(len(self.imports))))
         start = max([self.now] + [job["done_at"] for job in self.imports])
         rows = bytes(data).count(b"\n") - 1
-        self.imports.append({"done_at": start + self.seconds, "rows": rows})
+        self.imports.append({"done_at": start + self.seconds, "rows": rows, "at": self.now})
+        if self.shared:
+            for job, done_at in zip(self.imports, side_by_side([(j["at"], self.seconds) for j in self.imports])):
+                job["done_at"] = done_at
         self.max_active = max(self.max_active, self._active())
         return ContactImport(str(len(self.imports) - 1), "NotFinished")
 
     def import_progress(self, import_id: str) -> ContactImport:
         self.calls.append(("progress", import_id))
+        self.polled_at.append(self.now)
         job = self.imports[int(import_id)]
         if job["done_at"] > self.now:
             return ContactImport(import_id, "NotFinished")
@@ -90,15 +118,58 @@ def test_every_chunk_is_uploaded_once_and_reported() -> None:
     assert all(s > 0 for s in server.sleeps)
 
 
-def test_polling_backs_off_on_the_oldest_then_predicts_the_others() -> None:
+def _progress(server: ScriptedServer) -> list[str]:
+    return [import_id for call, import_id in server.calls if call == "progress"]
+
+
+def _exact(server: ScriptedServer, chunks: list[CsvChunk]) -> Throughput:
+    """The throughput `server` really has for chunks like these."""
+    return Throughput(bytes_per_second=len(chunks[0].data) / server.seconds)
+
+
+def test_without_a_throughput_the_backlog_is_polled_with_a_backoff_relative_to_its_age() -> None:
     server = ScriptedServer(seconds_per_import=10)
-    _run(server, _chunks(3), _config())
-    progress = [c[1] for c in server.calls if c[0] == "progress"]
-    # the oldest (done at 10 s) is polled with backoff at 2, 6 and 14 s; its finish, taken as 10 s (between
-    # the last NotFinished and the Finished answer), teaches the throughput: the others are polled once each,
-    # when they should be done (20 and 30 s)
-    assert progress == ["0", "0", "0", "1", "2"]
-    assert server.sleeps == [2.0, 4.0, 8.0, 6.0, 10.0]
+    throughput = Throughput()
+    _run(server, _chunks(3), _config(poll_factor=1.5), throughput)
+    # the first look is poll_initial after the last upload; each wait is half the time the backlog has run
+    assert server.polled_at[:5] == pytest.approx([2.0, 3.0, 4.5, 6.75, 10.125])
+    assert _progress(server)[:5] == ["0", "0", "0", "0", "0"]
+    # the backlog's end (30 s) fell between two looks; the lesson leans to the earlier one
+    last_running, seen = server.polled_at[-2], server.polled_at[-1]
+    assert last_running < 30 <= seen
+    assert throughput.finished_at([(0.0, 3 * len(_chunks(1)[0].data))]) == pytest.approx(
+        last_running + OPTIMISM * (seen - last_running))
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["in-turn", "side-by-side"])
+def test_with_a_known_throughput_each_import_is_polled_once_when_the_backlog_is_done(shared: bool) -> None:
+    server, chunks = ScriptedServer(seconds_per_import=10, shared=shared), _chunks(3)
+    _run(server, chunks, _config(), _exact(server, chunks))
+    assert _progress(server) == ["0", "1", "2"]
+    assert server.polled_at == pytest.approx([30.0, 30.0, 30.0])
+
+
+def test_an_early_prediction_is_followed_by_close_looks_and_a_lesson_that_leans_late() -> None:
+    server, chunks = ScriptedServer(seconds_per_import=10), _chunks(3)
+    throughput = Throughput(bytes_per_second=len(chunks[0].data) / 8)  # 20% too fast: expects the end at 24 s
+    _run(server, chunks, _config(), throughput)
+    assert server.polled_at[0] == pytest.approx(24.0)
+    gaps = [b - a for a, b in zip(server.polled_at, server.polled_at[1:]) if b > a]
+    assert gaps[0] == pytest.approx(CLOSE_STEP * 24.0)
+    learned = throughput.finished_at([(0.0, 3 * len(chunks[0].data))])
+    assert 30.0 <= learned <= 30.0 * (1 + 2 * CLOSE_STEP * 1.25 ** 3)
+    again = ScriptedServer(seconds_per_import=10)
+    _run(again, chunks, _config(), throughput)
+    assert _progress(again) == ["0", "1", "2"]
+
+
+def test_a_new_client_polls_once_per_import_from_its_third_backlog() -> None:
+    throughput = Throughput()
+    for backlog in range(3):
+        server = ScriptedServer(seconds_per_import=10, shared=True)
+        _run(server, _chunks(3), _config(), throughput)
+    assert _progress(server) == ["0", "1", "2"]
+    assert 30.0 <= server.polled_at[0] <= 33.0, "and it looks within 10% of the end"
 
 
 def test_active_imports_stay_within_the_limit() -> None:
@@ -106,17 +177,6 @@ def test_active_imports_stay_within_the_limit() -> None:
     result = _run(server, _chunks(7), _config(max_active_imports=2))
     assert server.max_active <= 2
     assert len(result.outcomes) == 7 and len({o.import_id for o in result.outcomes}) == 7
-
-
-def test_a_learned_throughput_makes_the_first_poll_the_last() -> None:
-    throughput = Throughput()
-    server = ScriptedServer(seconds_per_import=10)
-    _run(server, _chunks(1), _config(), throughput)
-    assert throughput.bytes_per_second is not None
-    second = ScriptedServer(seconds_per_import=10)
-    _run(second, _chunks(3), _config(), throughput)
-    # learned from a finish seen late, so the estimate is conservative: one poll per import, no wasted ones
-    assert [c[0] for c in second.calls].count("progress") == 3
 
 
 def test_a_failed_import_is_a_typed_error_after_the_others_finish() -> None:
