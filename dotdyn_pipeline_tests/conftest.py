@@ -84,3 +84,13 @@ def state_url(request: pytest.FixtureRequest, tmp_path) -> tuple[str, str]:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'state.db'}", "dotdyn"
     return request.getfixturevalue("postgres_url"), request.getfixturevalue("postgres_schema")
+
+
+@pytest.fixture
+def store(state_url):
+    """An open, migrated state store on each backend."""
+    from dotdyn_pipeline.state import StateStore
+
+    store = StateStore.open(*state_url)
+    yield store
+    store.close()

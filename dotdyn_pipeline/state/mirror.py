@@ -73,10 +73,13 @@ class CrmMirror:
         return [json.loads(data) for (data,) in self.backend.query(
             "SELECT data FROM crm_record WHERE crm_table = ? ORDER BY crm_id", (crm_table,))]
 
-    def opted_out_keys(self) -> set[str]:
-        """Addresses with donotbulkemail or donotemail on any record."""
-        return {key for (key,) in self.backend.query(
-            "SELECT DISTINCT email_key FROM crm_record WHERE opted_out = 1 AND email_key IS NOT NULL")}
+    def opted_out_keys(self, email_keys: Iterable[str] | None = None) -> set[str]:
+        """Addresses with donotbulkemail or donotemail on any record (among `email_keys`, when given)."""
+        sql = "SELECT DISTINCT email_key FROM crm_record WHERE opted_out = 1 AND email_key IS NOT NULL"
+        if email_keys is None:
+            return {key for (key,) in self.backend.query(sql)}
+        return {key for chunk in chunks(sorted(set(email_keys))) for (key,) in self.backend.query(
+            f"{sql} AND email_key IN ({', '.join('?' for _ in chunk)})", chunk)}
 
     def holders(self, email_keys: Iterable[str],
                 crm_tables: Sequence[str]) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
@@ -105,6 +108,73 @@ class CrmMirror:
                 [*record_tables, link_table, *chunk])
             for parent, table, crm_id, data in rows:
                 yield parent, table, crm_id, json.loads(data)
+
+    def members_with_keys(self, link_table: str, parent_ids: Sequence[str], record_tables: Sequence[str],
+                          email_keys: Iterable[str]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+        """As `members`, for the records holding one of `email_keys` only (an incremental sync's addresses)."""
+        tables = ", ".join("?" for _ in record_tables)
+        keys = sorted(set(email_keys))
+        for parents in chunks(list(parent_ids), _IN_CHUNK // 2):
+            lists = ", ".join("?" for _ in parents)
+            for chunk in chunks(keys, _IN_CHUNK // 2):
+                marks = ", ".join("?" for _ in chunk)
+                rows = self.backend.query(
+                    f"SELECT m.parent_id, r.crm_table, r.crm_id, r.data FROM crm_record r JOIN crm_record m "
+                    f"ON m.crm_table = ? AND m.ref_id = r.crm_id AND m.parent_id IN ({lists}) "
+                    f"WHERE r.crm_table IN ({tables}) AND r.email_key IN ({marks})",
+                    [link_table, *parents, *record_tables, *chunk])
+                for parent, table, crm_id, data in rows:
+                    yield parent, table, crm_id, json.loads(data)
+
+    def email_keys(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> set[str]:
+        """The addresses the mirror holds for these records (of any of `crm_tables`)."""
+        tables = ", ".join("?" for _ in crm_tables)
+        found: set[str] = set()
+        for chunk in chunks(sorted(set(crm_ids))):
+            marks = ", ".join("?" for _ in chunk)
+            found.update(key for (key,) in self.backend.query(
+                f"SELECT email_key FROM crm_record WHERE crm_table IN ({tables}) AND crm_id IN ({marks}) "
+                f"AND email_key IS NOT NULL", [*crm_tables, *chunk]))
+        return found
+
+    def linked_email_keys(self, link_table: str, link_ids: Iterable[str], record_tables: Sequence[str]) -> set[str]:
+        """The addresses of the records these link rows point at, as the mirror holds them now."""
+        tables = ", ".join("?" for _ in record_tables)
+        found: set[str] = set()
+        for chunk in chunks(sorted(set(link_ids))):
+            marks = ", ".join("?" for _ in chunk)
+            found.update(key for (key,) in self.backend.query(
+                f"SELECT r.email_key FROM crm_record m JOIN crm_record r ON r.crm_table IN ({tables}) "
+                f"AND r.crm_id = m.ref_id WHERE m.crm_table = ? AND m.crm_id IN ({marks}) "
+                f"AND r.email_key IS NOT NULL", [*record_tables, link_table, *chunk]))
+        return found
+
+    def mark_changed(self, email_keys: Iterable[str]) -> int:
+        """Note that the audience of these addresses may have changed (see `changed_since`)."""
+        stamp = _now()
+        return self.backend.executemany(
+            "INSERT INTO crm_change (email_key, changed_at) VALUES (?, ?) "
+            "ON CONFLICT (email_key) DO UPDATE SET changed_at = excluded.changed_at",
+            ((key, stamp) for key in sorted(set(email_keys))))
+
+    def changed_since(self, stamp: str) -> set[str]:
+        """Addresses marked changed after `stamp`."""
+        return {key for (key,) in self.backend.query("SELECT email_key FROM crm_change WHERE changed_at > ?",
+                                                      (stamp,))}
+
+    def address_count(self) -> int:
+        """How many records hold an address."""
+        return self.backend.query("SELECT COUNT(*) FROM crm_record WHERE email_key IS NOT NULL")[0][0]
+
+    def data_of(self, crm_table: str, crm_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The mirrored data of these records, by id (those the mirror holds)."""
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in chunks(sorted(set(crm_ids))):
+            marks = ", ".join("?" for _ in chunk)
+            found.update((crm_id, json.loads(data)) for crm_id, data in self.backend.query(
+                f"SELECT crm_id, data FROM crm_record WHERE crm_table = ? AND crm_id IN ({marks})",
+                [crm_table, *chunk]))
+        return found
 
     def link_count(self, link_table: str, parent_ids: Sequence[str]) -> int:
         """How many link rows the given parents have (members whose record is unknown included)."""
@@ -137,11 +207,17 @@ class BookState:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
-    def members(self, account: str, address_book_id: int) -> pd.DataFrame:
-        """One row per member (columns as BookMember's fields), ordered by email."""
-        rows = self.backend.query(
-            "SELECT email_key, crm_table, crm_id, fingerprint, dotdigital_contact_id FROM book_member "
-            "WHERE account = ? AND address_book_id = ? ORDER BY email_key", (account, address_book_id))
+    def members(self, account: str, address_book_id: int, email_keys: Iterable[str] | None = None) -> pd.DataFrame:
+        """One row per member (columns as BookMember's fields), ordered by email; only those holding one of
+        `email_keys` when given."""
+        sql = ("SELECT email_key, crm_table, crm_id, fingerprint, dotdigital_contact_id FROM book_member "
+               "WHERE account = ? AND address_book_id = ?")
+        if email_keys is None:
+            rows = self.backend.query(sql + " ORDER BY email_key", (account, address_book_id))
+        else:
+            rows = [row for chunk in chunks(sorted(set(email_keys))) for row in self.backend.query(
+                f"{sql} AND email_key IN ({', '.join('?' for _ in chunk)})", (account, address_book_id, *chunk))]
+            rows.sort()
         frame = pd.DataFrame(rows, columns=BOOK_MEMBER_COLUMNS)
         frame["dotdigital_contact_id"] = frame["dotdigital_contact_id"].astype("Int64")
         return frame

@@ -316,6 +316,12 @@ class StateStore:
             sql, params = sql + " OR address_book_id = ?", [account, address_book_id]
         return {row[0] for row in self.backend.query(sql + ")", params)}
 
+    def ledger_changed_since(self, account: str, stamp: str) -> set[str]:
+        """Addresses whose ledger entries for `account` were recorded or lifted after `stamp`."""
+        return {row[0] for row in self.backend.query(
+            "SELECT DISTINCT email FROM unsubscribe_ledger WHERE account = ? AND (recorded_at > ? OR "
+            "resubscribed_at > ?)", (account, stamp, stamp))}
+
     # -- run progress --------------------------------------------------------------------------------------
     def finished_items(self, run_key: str, stream: str) -> set[str]:
         """The items of `stream` that the run `run_key` (a root run id) has finished."""

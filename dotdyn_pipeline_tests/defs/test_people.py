@@ -1,16 +1,8 @@
 """Finding the CRM person behind a Dotdigital contact: the id map first, then the address in the mirror."""
 
-import pytest
 
 from dotdyn_pipeline.defs.people import Person, PersonResolver, person_binds, suppression_row
-from dotdyn_pipeline.state import ContactLink, MirrorRow, StateStore
-
-
-@pytest.fixture
-def store(state_url):
-    store = StateStore.open(*state_url)
-    yield store
-    store.close()
+from dotdyn_pipeline.state import ContactLink, MirrorRow
 
 
 def _person(crm_id: str, email: str, modified: str) -> MirrorRow:

@@ -6,6 +6,8 @@ import pytest
 
 from dotdyn_pipeline.demo import materialized_facts as facts
 
+INCREMENTAL = "addresses changed since the last sync"
+
 
 def _assert_books_match(world, account):
     expected = world.expected_books(account)
@@ -56,9 +58,38 @@ def test_a_second_run_without_changes_writes_nothing(world, pipeline, first_sync
         assert result.success
         load = facts(result)["address_book_members"]
         assert (load["rows_sent"], load["rows_removed"], load["email_changes"]) == (0, 0, 0)
+        members = facts(result)["audience_members"]
+        assert members["scope"] == INCREMENTAL, "a sync after the first looks at changed addresses only"
+        assert members["rows_in"] * 10 < facts(first_sync[account])["audience_members"]["rows_in"]
         assert facts(result)["address_books"]["address_books_created"] == 0
         assert facts(result)["audience_contacts"]["data_fields_created"] == 0
         assert world.overview(account)["counts"]["imports"] == imports_before
+
+
+def test_changes_of_every_kind_are_synced_looking_at_those_addresses_only(world, pipeline, first_sync):
+    account = pipeline.accounts[0]
+    touched = world.http.post("/dataverse/seed-changes", json={
+        "set": "contacts", "seed": 7, "modify": 40, "change_emails": 10, "delete": 5, "create": 10}
+    ).raise_for_status().json()
+    member = next(m for m in world.rows("listmembers") if m["_entityid_value"] not in touched.get("deleted", ()))
+    world.delete_row("listmembers", member["listmemberid"])
+    result = pipeline.sync(account)
+    assert result.success
+    members = facts(result)["audience_members"]
+    assert members["scope"] == INCREMENTAL
+    assert 0 < members["addresses_in_scope"] < 200, "about the 65 people changed, their old addresses and the leaver"
+    _assert_books_match(world, account)
+
+
+def test_a_change_to_lists_or_mappings_makes_the_next_sync_a_full_pass(world, pipeline, first_sync):
+    account = pipeline.accounts[1]
+    listing = next(row for row in world.rows("lists") if row["_esc_emailaccountid_value"] == account)
+    world.put_row("lists", {"listid": listing["listid"], "listname": f"{listing['listname']} (renamed)"})
+    result = pipeline.sync(account)
+    assert result.success
+    assert facts(result)["audience_members"]["scope"] == "every address"
+    assert facts(pipeline.sync(account))["audience_members"]["scope"] == INCREMENTAL, "and the one after is not"
+    _assert_books_match(world, account)
 
 
 def _a_loaded_member(world, account):

@@ -23,6 +23,10 @@ def test_mirror_joins_list_members_to_their_records(store):
     assert [(p, t, i, d["fullname"]) for p, t, i, d in members] == [("L1", "contact", "c1", "Ann"),
                                                                      ("L1", "lead", "l1", "Cy")]
     assert mirror.link_count("listmember", ["L1"]) == 3  # the member whose record is unknown still counts
+    some = mirror.members_with_keys("listmember", ["L1", "L2"], ["contact", "lead"],
+                                    ["cy@example.com", "bob@example.com"])
+    assert sorted((p, t, i) for p, t, i, _ in some) == [("L1", "lead", "l1"), ("L2", "contact", "c2")]
+    assert mirror.opted_out_keys(["ann@example.com", "bob@example.com"]) == {"bob@example.com"}
     assert mirror.opted_out_keys() == {"bob@example.com"}
     mirror.upsert("contact", [MirrorRow("c2", {"fullname": "Bob"}, "bob@example.com", opted_out=False)])
     mirror.delete("listmember", ["m1"])
@@ -50,6 +54,7 @@ def test_book_state_remembers_what_was_sent(store):
     assert [BookMember(*row) for row in members.itertuples(index=False)] == [
         BookMember("ann@example.com", "contact", "c1", "f4", 100),
         BookMember("bob@example.com", "lead", "l1", "f3", 200)]
+    assert list(books.members("a1", 7, ["bob@example.com", "cy@example.com"])["email_key"]) == ["bob@example.com"]
     assert books.remove("a1", 7, ["bob@example.com"]) == 1
     assert list(books.members("a1", 7)["email_key"]) == ["ann@example.com"]
     assert books.members("a1", 8).empty

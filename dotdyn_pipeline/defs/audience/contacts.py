@@ -51,7 +51,9 @@ def audience_contacts(context: dg.AssetExecutionContext, audience_members: pd.Da
     fields = sorted(field_types)
     contacts = converted[["list_id", "crm_table", "crm_id", "email", *fields]].assign(
         email_key=email_key(converted["email"]), fingerprint=fingerprints(converted, fields))
-    return dg.Output(contacts[[*CONTACT_COLUMNS, *fields]], metadata={
+    contacts = contacts[[*CONTACT_COLUMNS, *fields]]
+    contacts.attrs = dict(audience_members.attrs)  # the sync's scope, for the load
+    return dg.Output(contacts, metadata={
         "rows_in": dg.MetadataValue.int(len(audience_members)),
         "rows_out": dg.MetadataValue.int(len(contacts)),
         "rows_quarantined": dg.MetadataValue.int(failures["index"].nunique()),

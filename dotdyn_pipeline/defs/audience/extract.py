@@ -2,7 +2,9 @@
 
 Each table is read with change tracking from where the last read stopped (a modifiedon watermark where the
 table has none); a refused delta link falls back to a full read, which re-stamps every row it sees and
-sweeps the rest. People are read with only the columns a rule or some account's data mapping needs.
+sweeps the rest. People are read with only the columns a rule or some account's data mapping needs. Each
+page of changes marks the addresses it touches, so that each account's sync can look at those only
+(changes.py).
 A lease keeps two runs (of two accounts) from extracting the same table at once.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from dotdyn_pipeline.connectors.dataverse.client import WATERMARK
+from dotdyn_pipeline.defs.audience.changes import mark_page, reset
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
 from dotdyn_pipeline.schemas.email import address_key
 from dotdyn_pipeline.state import ORG_SCOPE, MirrorRow, StateStore
@@ -103,13 +106,17 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
         if read.fallback:
             context.log.warning("%s: full read instead of changes: %s", name, read.fallback)
         stamp = datetime.now(UTC).isoformat()
-        changed = deleted = pages = 0
+        changed = deleted = pages = marked = 0
         for page in read:
             pages += 1
-            changed += store.mirror.upsert(name, (table.to_mirror(row) for row in page.rows), stamp)
+            rows = [table.to_mirror(row) for row in page.rows]
+            if read.mode != "full":
+                marked += mark_page(store, name, rows, page.deleted, PERSON_TABLES, LIST_MEMBERS.logical_name)
+            changed += store.mirror.upsert(name, rows, stamp)
             deleted += store.mirror.delete(name, page.deleted)
         if read.mode == "full":
             deleted += store.mirror.delete_unseen(name, stamp)
+            reset(store)  # the read says nothing of what changed: every account looks at every address
         by_watermark = (read.cursor or "").startswith(WATERMARK)
         store.save_cursor(ORG_SCOPE, name, delta_link=None if by_watermark else read.cursor,
                           watermark=read.cursor if by_watermark else None)
@@ -121,6 +128,7 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
         "columns": dg.MetadataValue.int(len(select)),
         "rows_changed": dg.MetadataValue.int(changed),
         "rows_deleted": dg.MetadataValue.int(deleted),
+        "addresses_marked": dg.MetadataValue.int(marked),
         "rows_in_mirror": dg.MetadataValue.int(store.mirror.count(name)),
         "pages": dg.MetadataValue.int(pages),
         "dataverse_requests": dg.MetadataValue.int(sum(n for k, n in calls.items() if not k.startswith("retry:"))),

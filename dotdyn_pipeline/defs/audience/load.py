@@ -3,9 +3,10 @@
 What is sent is compared with what was last sent (the state store's book members and their fingerprints):
 new and changed people go in one bulk import per book, people who left the list are removed, and a CRM
 record whose email changed has its Dotdigital contact's email updated first, so the import updates that
-contact instead of creating a second one. A run with no change makes no write call. The import report and
-its per-row faults are recorded; a row refused because the address is suppressed or unsubscribed in
-Dotdigital goes into the unsubscribe ledger, so no later run sends it again.
+contact instead of creating a second one. A run with no change makes no write call. An incremental sync
+compares only the addresses in its scope (changes.py) and moves the account's cursor once every book is
+loaded. The import report and its per-row faults are recorded; a row refused because the address is
+suppressed or unsubscribed in Dotdigital goes into the unsubscribe ledger, so no later run sends it again.
 """
 
 import time
@@ -22,6 +23,7 @@ from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient, DotdigitalEr
 from dotdyn_pipeline.connectors.dotdigital.imports import ImportOutcome
 from dotdyn_pipeline.connectors.dotdigital.models import Contact
 from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
+from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, Scope, finish
 from dotdyn_pipeline.defs.audience.contacts import CONTACT_COLUMNS
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
 from dotdyn_pipeline.state import BookMember, ContactLink, ImportJob, QuarantinedRow, StateStore, UnsubscribeEvent
@@ -104,9 +106,10 @@ def _record_imports(store: StateStore, account: str, book: int, run_id: str, out
 
 
 def load_book(client: DotdigitalClient, store: StateStore, account: str, book: int, wanted: pd.DataFrame,
-              fields: list[str], run_id: str) -> LoadCounts:
-    """Bring one address book in line with `wanted`; record what was done and return the counts."""
-    plan = plan_book(wanted, store.books.members(account, book))
+              fields: list[str], run_id: str, scope: frozenset[str] | None = None) -> LoadCounts:
+    """Bring one address book in line with `wanted`, for the addresses in `scope` (None: all of them); record
+    what was done and return the counts."""
+    plan = plan_book(wanted, store.books.members(account, book, scope))
     # An unsubscribe recorded since the members were chosen (a consent run meanwhile) wins over this import.
     late = plan.send["email_key"].isin(store.unsubscribed_emails(account, book))
     send = plan.send[~late]
@@ -185,6 +188,7 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
                          state: StateStoreResource) -> dg.MaterializeResult:
     started, account_id = time.monotonic(), context.partition_key
     fields = [column for column in audience_contacts.columns if column not in CONTACT_COLUMNS]
+    scope = Scope.from_attr(audience_contacts.attrs[SCOPE_ATTR]) if SCOPE_ATTR in audience_contacts.attrs else None
     counts = LoadCounts()
     store = state.open()
     try:
@@ -193,13 +197,15 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
                 with ThreadPoolExecutor(max_workers=PARALLEL_BOOKS) as pool:
                     loads = [pool.submit(load_book, client, store, account_id, book,
                                          audience_contacts[audience_contacts["list_id"] == list_id], fields,
-                                         context.run.run_id)
+                                         context.run.run_id, scope and scope.keys)
                              for list_id, book in sorted(address_books.items())]
                     for load in loads:
                         counts.add(load.result())
             except DotdigitalError as exc:
                 raise dg.Failure(description=f"loading account {account_id} stopped: {exc}") from exc
             calls = client.counter.snapshot()
+        if scope is not None:
+            finish(store, account_id, scope)
         store.add_api_calls(account_id, "dotdigital", calls)
     finally:
         store.close()

@@ -1,5 +1,8 @@
 """Validate: each account's list members, from the mirror, with consent applied, checked and de-duplicated.
 
+A sync looks at every member, or, when its account has synced before, only at the members holding an address
+that changed since (changes.py); the frame carries that scope down to the load.
+
 Every member row ends in exactly one place: kept, quarantined (with the rule it broke and the value), or
 skipped under one counted reason (see selection.py), and the metadata says how many went where.
 """
@@ -16,6 +19,7 @@ import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, scope_for
 from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, PERSON_TABLES
 from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
 from dotdyn_pipeline.resources import StateStoreResource
@@ -119,15 +123,17 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
     started, account = time.monotonic(), context.partition_key
     store = state.open()
     try:
+        scope = scope_for(store, account)
         lists = account_lists(store, account)
         list_ids = [row["listid"] for row in lists]
-        frame = member_frame(store.mirror.members("listmember", list_ids, PERSON_TABLES),
-                             account_mappings(store, account))
-        links = store.mirror.link_count("listmember", list_ids)
+        members = (store.mirror.members("listmember", list_ids, PERSON_TABLES) if scope.full else
+                   store.mirror.members_with_keys("listmember", list_ids, PERSON_TABLES, scope.keys))
+        frame = member_frame(members, account_mappings(store, account))
+        without_record = store.mirror.link_count("listmember", list_ids) - len(frame) if scope.full else None
         books = {row["esc_addressbookid"]: row["listid"] for row in lists if row.get("esc_addressbookid")}
         account_wide = store.unsubscribed_emails(account)
         consent = apply_consent(
-            frame, opted_out=store.mirror.opted_out_keys(), unsubscribed=account_wide,
+            frame, opted_out=store.mirror.opted_out_keys(scope.keys), unsubscribed=account_wide,
             list_unsubscribed={list_id: store.unsubscribed_emails(account, book) - account_wide
                                for book, list_id in books.items()})
         split = split_valid(consent.kept, AudienceMember)
@@ -140,10 +146,14 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
     checked = len(consent.kept)
     share = split.quarantined_rows / checked if checked else 0.0
     by_rule = split.failures["rule"].value_counts().to_dict() if len(split.failures) else {}
+    unique.kept.attrs[SCOPE_ATTR] = scope.to_attr()
     yield dg.Output(unique.kept, metadata={
+        "scope": dg.MetadataValue.text("every address" if scope.full else "addresses changed since the last sync"),
+        "scope_reason": dg.MetadataValue.text(scope.reason),
+        **({} if scope.full else {"addresses_in_scope": dg.MetadataValue.int(len(scope.keys))}),
         "lists": dg.MetadataValue.int(len(lists)),
         "rows_in": dg.MetadataValue.int(len(frame)),
-        "members_without_record": dg.MetadataValue.int(links - len(frame)),
+        **({} if without_record is None else {"members_without_record": dg.MetadataValue.int(without_record)}),
         "rows_out": dg.MetadataValue.int(len(unique.kept)),
         "rows_quarantined": dg.MetadataValue.int(split.quarantined_rows),
         **{f"skipped_{reason}": dg.MetadataValue.int(n) for reason, n in skipped.items()},

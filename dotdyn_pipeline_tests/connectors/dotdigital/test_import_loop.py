@@ -66,7 +66,8 @@ class ScriptedServer:
         rows = bytes(data).count(b"\n") - 1
         self.imports.append({"done_at": start + self.seconds, "rows": rows, "at": self.now})
         if self.shared:
-            for job, done_at in zip(self.imports, side_by_side([(j["at"], self.seconds) for j in self.imports])):
+            finishes = side_by_side([(job["at"], self.seconds) for job in self.imports])
+            for job, done_at in zip(self.imports, finishes, strict=True):
                 job["done_at"] = done_at
         self.max_active = max(self.max_active, self._active())
         return ContactImport(str(len(self.imports) - 1), "NotFinished")
@@ -154,7 +155,7 @@ def test_an_early_prediction_is_followed_by_close_looks_and_a_lesson_that_leans_
     throughput = Throughput(bytes_per_second=len(chunks[0].data) / 8)  # 20% too fast: expects the end at 24 s
     _run(server, chunks, _config(), throughput)
     assert server.polled_at[0] == pytest.approx(24.0)
-    gaps = [b - a for a, b in zip(server.polled_at, server.polled_at[1:]) if b > a]
+    gaps = [b - a for a, b in zip(server.polled_at, server.polled_at[1:], strict=False) if b > a]
     assert gaps[0] == pytest.approx(CLOSE_STEP * 24.0)
     learned = throughput.finished_at([(0.0, 3 * len(chunks[0].data))])
     assert 30.0 <= learned <= 30.0 * (1 + 2 * CLOSE_STEP * 1.25 ** 3)
@@ -165,7 +166,7 @@ def test_an_early_prediction_is_followed_by_close_looks_and_a_lesson_that_leans_
 
 def test_a_new_client_polls_once_per_import_from_its_third_backlog() -> None:
     throughput = Throughput()
-    for backlog in range(3):
+    for _ in range(3):
         server = ScriptedServer(seconds_per_import=10, shared=True)
         _run(server, _chunks(3), _config(), throughput)
     assert _progress(server) == ["0", "1", "2"]

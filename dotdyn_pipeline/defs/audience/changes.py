@@ -1,0 +1,91 @@
+"""Which addresses an account's sync looks at: every one, or only those that changed since its last sync.
+
+The org-wide extract marks the addresses a page of changes touches (`mark_page`): a person record's address
+before and after, a deleted record's, the records of links that came or went. A change that marks cannot
+describe (a list or a data mapping changed, or a table was read in full) resets every account to a full pass.
+An account's sync takes the addresses marked, or touched in its unsubscribe ledger, since its last one
+(`scope_for`) and, once its load has finished, moves its cursor there (`finish`).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from dotdyn_pipeline.state import ORG_SCOPE, MirrorRow, StateStore
+from dotdyn_pipeline.state.store import now_iso
+
+RESET = "audience.reset"
+CURSOR = "audience"
+#: Marks are read from this long before the cursor, so that one committed late by a concurrent extract counts.
+MARGIN = timedelta(minutes=10)
+#: Beyond this share of all people changed, one full pass costs less than picking the changed ones out.
+FULL_SHARE = 0.2
+#: Where a frame carries its Scope down the audience assets (DataFrame.attrs survive Dagster's pickling).
+SCOPE_ATTR = "dotdyn_scope"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The addresses one sync looks at (None: all), the changes it takes in (up to `upto`), and why."""
+
+    keys: frozenset[str] | None
+    upto: str
+    reason: str
+
+    @property
+    def full(self) -> bool:
+        return self.keys is None
+
+    def to_attr(self) -> dict:
+        return {"keys": None if self.keys is None else sorted(self.keys), "upto": self.upto, "reason": self.reason}
+
+    @classmethod
+    def from_attr(cls, attr: dict) -> "Scope":
+        keys = attr["keys"]
+        return cls(None if keys is None else frozenset(keys), attr["upto"], attr["reason"])
+
+
+def mark_page(store: StateStore, crm_table: str, rows: Sequence[MirrorRow], deleted: Sequence[str],
+              person_tables: Sequence[str], link_table: str) -> int:
+    """Before the mirror takes a page of changes: mark the addresses it touches (or reset, for other tables);
+    return how many addresses were marked."""
+    ids = [row.crm_id for row in rows] + list(deleted)
+    mirror = store.mirror
+    if crm_table in person_tables:
+        keys = mirror.email_keys([crm_table], ids) | {row.email_key for row in rows if row.email_key}
+    elif crm_table == link_table:
+        keys = (mirror.linked_email_keys(crm_table, ids, person_tables)
+                | mirror.email_keys(person_tables, {row.ref_id for row in rows if row.ref_id}))
+    else:
+        old = mirror.data_of(crm_table, ids)
+        if deleted or any(old.get(row.crm_id) != row.data for row in rows):
+            reset(store)
+        return 0
+    return mirror.mark_changed(keys)
+
+
+def reset(store: StateStore) -> None:
+    """Make every account's next sync a full pass."""
+    store.save_cursor(ORG_SCOPE, RESET, watermark=now_iso())
+
+
+def scope_for(store: StateStore, account: str) -> Scope:
+    """The addresses `account`'s sync must look at now."""
+    upto = now_iso()
+    cursor = store.get_cursor(account, CURSOR)
+    reset_at = store.get_cursor(ORG_SCOPE, RESET)
+    if cursor is None or not cursor.watermark:
+        return Scope(None, upto, "first sync")
+    if reset_at is not None and reset_at.watermark and reset_at.watermark > cursor.watermark:
+        return Scope(None, upto, "lists, data mappings or a full read changed")
+    since = (datetime.fromisoformat(cursor.watermark) - MARGIN).isoformat()
+    keys = store.mirror.changed_since(since) | store.ledger_changed_since(account, since)
+    if len(keys) > FULL_SHARE * max(store.mirror.address_count(), 1):
+        return Scope(None, upto, f"{len(keys)} addresses changed")
+    return Scope(frozenset(keys), upto, "changes")
+
+
+def finish(store: StateStore, account: str, scope: Scope) -> None:
+    """Record that `account`'s books reflect every change up to `scope.upto`."""
+    store.save_cursor(account, CURSOR, watermark=scope.upto)
+
