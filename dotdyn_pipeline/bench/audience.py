@@ -110,5 +110,11 @@ def measure(contract: dict[str, Any], home: Path, change_share: float) -> dict[s
         "incremental_seconds": incremental_seconds,
         "incremental_calls": _calls(incremental, "dataverse_requests") + _calls(incremental, "dotdigital_calls"),
         "incremental_rows_sent": incremental["address_book_members"]["rows_sent"],
+        "asset_seconds": _durations(facts), "incremental_asset_seconds": _durations(incremental),
     }
+
+
+def _durations(facts: dict[str, dict]) -> dict[str, float]:
+    """Each asset's own duration, as its metadata reports it."""
+    return {name: values["duration_s"] for name, values in facts.items() if "duration_s" in values}
 
