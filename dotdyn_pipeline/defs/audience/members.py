@@ -71,6 +71,7 @@ def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
     for mapping in mappings:
         by_entity.setdefault(mapping.entity, []).append(mapping)
     columns: dict[str, list[Any]] = {name: [] for name in [*BASE_COLUMNS, *fields]}
+    shared: dict[Any, Any] = {}  # one object per distinct value: lists, tables, cities... are held once
     for list_id, table, crm_id, data in members:
         values = {"list_id": list_id, "crm_table": table, "crm_id": crm_id,
                   "email_raw": data.get("emailaddress1"), "donotbulkemail": bool(data.get("donotbulkemail")),
@@ -78,7 +79,8 @@ def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
                   "modifiedon": data.get("modifiedon")}
         values.update({m.field: data.get(m.attribute) for m in by_entity.get(table, ())})
         for name, column in columns.items():
-            column.append(values.get(name))
+            value = values.get(name)
+            column.append(shared.setdefault(value, value) if type(value) is str else value)
     frame = pd.DataFrame(columns)
     frame["email_raw"] = frame["email_raw"].astype("string")
     frame["email"] = normalise_emails(frame["email_raw"])
