@@ -27,6 +27,12 @@ def chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterator[Sequence[Any
         yield items[start:start + size]
 
 
+def rows_in(backend: Backend, sql: str, params: Sequence[Any], values: Iterable[Any]) -> Iterator[Sequence[Any]]:
+    """The rows of `sql`, whose last condition is `... IN ({marks})`, for every value of `values`, in chunks."""
+    for chunk in chunks(sorted(set(values))):
+        yield from backend.query(sql.format(marks=", ".join("?" for _ in chunk)), [*params, *chunk])
+
+
 @dataclass(frozen=True)
 class MirrorRow:
     """One CRM row as the mirror keeps it."""
@@ -76,10 +82,9 @@ class CrmMirror:
     def opted_out_keys(self, email_keys: Iterable[str] | None = None) -> set[str]:
         """Addresses with donotbulkemail or donotemail on any record (among `email_keys`, when given)."""
         sql = "SELECT DISTINCT email_key FROM crm_record WHERE opted_out = 1 AND email_key IS NOT NULL"
-        if email_keys is None:
-            return {key for (key,) in self.backend.query(sql)}
-        return {key for chunk in chunks(sorted(set(email_keys))) for (key,) in self.backend.query(
-            f"{sql} AND email_key IN ({', '.join('?' for _ in chunk)})", chunk)}
+        rows = self.backend.query(sql) if email_keys is None else rows_in(
+            self.backend, sql + " AND email_key IN ({marks})", (), email_keys)
+        return {key for (key,) in rows}
 
     def holders(self, email_keys: Iterable[str],
                 crm_tables: Sequence[str]) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
@@ -117,39 +122,29 @@ class CrmMirror:
         database plans it as a scan of every link."""
         tables, parents = ", ".join("?" for _ in record_tables), set(parent_ids)
         for keys in chunks(sorted(set(email_keys))):
-            records = {crm_id: (table, data) for table, crm_id, data in self.backend.query(
-                f"SELECT crm_table, crm_id, data FROM crm_record WHERE crm_table IN ({tables}) "
-                f"AND email_key IN ({', '.join('?' for _ in keys)})", [*record_tables, *keys])}
-            for ids in chunks(sorted(records)):
-                for parent, ref in self.backend.query(
-                        f"SELECT parent_id, ref_id FROM crm_record WHERE crm_table = ? "
-                        f"AND ref_id IN ({', '.join('?' for _ in ids)})", [link_table, *ids]):
-                    if parent in parents:
-                        table, data = records[ref]
-                        yield parent, table, ref, json.loads(data)
+            records = {crm_id: (table, data) for table, crm_id, data in rows_in(
+                self.backend, f"SELECT crm_table, crm_id, data FROM crm_record WHERE crm_table IN ({tables}) "
+                "AND email_key IN ({marks})", record_tables, keys)}
+            for parent, ref in rows_in(self.backend, "SELECT parent_id, ref_id FROM crm_record WHERE crm_table = ? "
+                                       "AND ref_id IN ({marks})", [link_table], records):
+                if parent in parents:
+                    table, data = records[ref]
+                    yield parent, table, ref, json.loads(data)
 
     def email_keys(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> set[str]:
         """The addresses the mirror holds for these records (of any of `crm_tables`)."""
         tables = ", ".join("?" for _ in crm_tables)
-        found: set[str] = set()
-        for chunk in chunks(sorted(set(crm_ids))):
-            marks = ", ".join("?" for _ in chunk)
-            found.update(key for (key,) in self.backend.query(
-                f"SELECT email_key FROM crm_record WHERE crm_table IN ({tables}) AND crm_id IN ({marks}) "
-                f"AND email_key IS NOT NULL", [*crm_tables, *chunk]))
-        return found
+        return {key for (key,) in rows_in(
+            self.backend, f"SELECT email_key FROM crm_record WHERE crm_table IN ({tables}) "
+            "AND email_key IS NOT NULL AND crm_id IN ({marks})", crm_tables, crm_ids)}
 
     def linked_email_keys(self, link_table: str, link_ids: Iterable[str], record_tables: Sequence[str]) -> set[str]:
         """The addresses of the records these link rows point at, as the mirror holds them now."""
         tables = ", ".join("?" for _ in record_tables)
-        found: set[str] = set()
-        for chunk in chunks(sorted(set(link_ids))):
-            marks = ", ".join("?" for _ in chunk)
-            found.update(key for (key,) in self.backend.query(
-                f"SELECT r.email_key FROM crm_record m JOIN crm_record r ON r.crm_table IN ({tables}) "
-                f"AND r.crm_id = m.ref_id WHERE m.crm_table = ? AND m.crm_id IN ({marks}) "
-                f"AND r.email_key IS NOT NULL", [*record_tables, link_table, *chunk]))
-        return found
+        return {key for (key,) in rows_in(
+            self.backend, f"SELECT r.email_key FROM crm_record m JOIN crm_record r ON r.crm_table IN ({tables}) "
+            "AND r.crm_id = m.ref_id WHERE m.crm_table = ? AND r.email_key IS NOT NULL AND m.crm_id IN ({marks})",
+            [*record_tables, link_table], link_ids)}
 
     def mark_changed(self, email_keys: Iterable[str]) -> int:
         """Note that the audience of these addresses may have changed (see `changed_since`)."""
@@ -170,13 +165,9 @@ class CrmMirror:
 
     def data_of(self, crm_table: str, crm_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The mirrored data of these records, by id (those the mirror holds)."""
-        found: dict[str, dict[str, Any]] = {}
-        for chunk in chunks(sorted(set(crm_ids))):
-            marks = ", ".join("?" for _ in chunk)
-            found.update((crm_id, json.loads(data)) for crm_id, data in self.backend.query(
-                f"SELECT crm_id, data FROM crm_record WHERE crm_table = ? AND crm_id IN ({marks})",
-                [crm_table, *chunk]))
-        return found
+        return {crm_id: json.loads(data) for crm_id, data in rows_in(
+            self.backend, "SELECT crm_id, data FROM crm_record WHERE crm_table = ? AND crm_id IN ({marks})",
+            [crm_table], crm_ids)}
 
     def link_count(self, link_table: str, parent_ids: Sequence[str]) -> int:
         """How many link rows the given parents have (members whose record is unknown included)."""
@@ -217,9 +208,8 @@ class BookState:
         if email_keys is None:
             rows = self.backend.query(sql + " ORDER BY email_key", (account, address_book_id))
         else:
-            rows = [row for chunk in chunks(sorted(set(email_keys))) for row in self.backend.query(
-                f"{sql} AND email_key IN ({', '.join('?' for _ in chunk)})", (account, address_book_id, *chunk))]
-            rows.sort()
+            rows = sorted(rows_in(self.backend, sql + " AND email_key IN ({marks})", (account, address_book_id),
+                                  email_keys))
         frame = pd.DataFrame(rows, columns=BOOK_MEMBER_COLUMNS)
         frame["dotdigital_contact_id"] = frame["dotdigital_contact_id"].astype("Int64")
         return frame
