@@ -6,7 +6,7 @@ CREATE TABLE crm_change (
     changed_at  TEXT NOT NULL
 );
 CREATE INDEX crm_change_by_time ON crm_change (changed_at);
--- The records a list's links point at, found from the link side.
-CREATE INDEX crm_record_by_ref ON crm_record (crm_table, ref_id);
+-- The links that point at a record (only link rows have a ref_id, so only they are indexed).
+CREATE INDEX crm_record_by_ref ON crm_record (crm_table, ref_id) WHERE ref_id IS NOT NULL;
 -- A ledger entry recorded or lifted since an account's last sync changes who may be sent.
 CREATE INDEX unsubscribe_ledger_by_time ON unsubscribe_ledger (account, recorded_at);
