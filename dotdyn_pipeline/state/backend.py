@@ -10,6 +10,7 @@ import itertools
 import re
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -108,6 +109,25 @@ class Backend:
                 self._commit()  # end the read transaction PostgreSQL opened implicitly
             return rows
 
+    def stream(self, sql: str, params: Sequence[Any] = (), size: int = 10_000) -> Iterator[Row]:
+        """The rows of a large query, fetched `size` at a time, so that they are never all held at once.
+
+        The store is busy until the rows are consumed: do not use it while iterating."""
+        with self._lock:
+            cursor = self._stream_cursor()
+            try:
+                cursor.execute(self._sql(sql), tuple(params))
+                while rows := cursor.fetchmany(size):
+                    for row in rows:
+                        yield tuple(row)
+            finally:
+                cursor.close()
+                if not self._depth:
+                    self._commit()
+
+    def _stream_cursor(self) -> Any:
+        return self._cursor()
+
     def script(self, text: str) -> None:
         """Run every statement of a SQL script in the current transaction."""
         cursor = self._cursor()
@@ -177,6 +197,9 @@ class PostgresBackend(Backend):
 
     def _cursor(self) -> Any:
         return self._conn.cursor()
+
+    def _stream_cursor(self) -> Any:
+        return self._conn.cursor(name=f"dotdyn_stream_{uuid.uuid4().hex}")  # server-side: rows come as fetched
 
     def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         from psycopg2.extras import execute_batch, execute_values

@@ -106,7 +106,7 @@ class CrmMirror:
         tables = ", ".join("?" for _ in record_tables)
         for chunk in chunks(list(parent_ids)):
             marks = ", ".join("?" for _ in chunk)
-            rows = self.backend.query(
+            rows = self.backend.stream(
                 f"SELECT m.parent_id, r.crm_table, r.crm_id, r.data FROM crm_record m JOIN crm_record r "
                 f"ON r.crm_id = m.ref_id AND r.crm_table IN ({tables}) "
                 f"WHERE m.crm_table = ? AND m.parent_id IN ({marks}) ORDER BY m.parent_id, r.crm_table, r.crm_id",

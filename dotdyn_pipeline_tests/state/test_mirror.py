@@ -93,3 +93,13 @@ def test_hold_waits_for_the_other_holder(store, state_url):
     thread.join()
     other.close()
     assert order == ["first in", "first out", "second in"]
+
+
+def test_a_large_query_streams_its_rows_in_pages_and_leaves_the_store_usable(store):
+    store.mirror.upsert("contact", [MirrorRow(f"c{i:03d}", {}, f"p{i}@example.com") for i in range(250)])
+    rows = store.backend.stream("SELECT crm_id FROM crm_record WHERE crm_table = ? ORDER BY crm_id", ("contact",),
+                                size=100)
+    assert next(rows) == ("c000",)
+    assert [crm_id for (crm_id,) in rows] == [f"c{i:03d}" for i in range(1, 250)]
+    store.mirror.delete("contact", ["c000"])  # no read transaction is left open
+    assert store.mirror.count("contact") == 249
