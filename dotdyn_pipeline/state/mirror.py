@@ -89,15 +89,18 @@ class CrmMirror:
     def holders(self, email_keys: Iterable[str],
                 crm_tables: Sequence[str]) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
         """(table, id, data as read) of every record of `crm_tables` holding each lower-case address."""
-        tables = ", ".join("?" for _ in crm_tables)
         found: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
-        for chunk in chunks(sorted(set(email_keys))):
-            marks = ", ".join("?" for _ in chunk)
-            for key, table, crm_id, data in self.backend.query(
-                    f"SELECT email_key, crm_table, crm_id, data FROM crm_record WHERE crm_table IN ({tables}) "
-                    f"AND email_key IN ({marks}) ORDER BY crm_table, crm_id", [*crm_tables, *chunk]):
-                found.setdefault(key, []).append((table, crm_id, json.loads(data)))
+        for key, table, crm_id, data in sorted(self._by_address(email_keys, crm_tables)):
+            found.setdefault(key, []).append((table, crm_id, json.loads(data)))
         return found
+
+    def _by_address(self, email_keys: Iterable[str], crm_tables: Sequence[str]) -> Iterator[tuple[str, str, str, str]]:
+        """(address, table, id, data text) of the records of `crm_tables` holding these addresses. Looked up by
+        address alone: with the table in the condition too, SQLite plans a scan of the table's rows."""
+        for key, table, crm_id, data in rows_in(self.backend, "SELECT email_key, crm_table, crm_id, data FROM "
+                                                "crm_record WHERE email_key IN ({marks})", (), email_keys):
+            if table in crm_tables:
+                yield key, table, crm_id, data
 
     def members(self, link_table: str, parent_ids: Sequence[str],
                 record_tables: Sequence[str]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
@@ -119,12 +122,10 @@ class CrmMirror:
         """As `members`, for the records holding one of `email_keys` only (an incremental sync's addresses).
 
         Two indexed lookups (records by address, then links by record) rather than one join, so that no
-        database plans it as a scan of every link."""
-        tables, parents = ", ".join("?" for _ in record_tables), set(parent_ids)
+        database plans a scan of every link."""
+        parents = set(parent_ids)
         for keys in chunks(sorted(set(email_keys))):
-            records = {crm_id: (table, data) for table, crm_id, data in rows_in(
-                self.backend, f"SELECT crm_table, crm_id, data FROM crm_record WHERE crm_table IN ({tables}) "
-                "AND email_key IN ({marks})", record_tables, keys)}
+            records = {crm_id: (table, data) for _, table, crm_id, data in self._by_address(keys, record_tables)}
             for parent, ref in rows_in(self.backend, "SELECT parent_id, ref_id FROM crm_record WHERE crm_table = ? "
                                        "AND ref_id IN ({marks})", [link_table], records):
                 if parent in parents:
