@@ -219,6 +219,7 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
         "rows_removed": dg.MetadataValue.int(counts.removed),
         "email_changes": dg.MetadataValue.int(counts.email_changes),
         "rows_withdrawn": dg.MetadataValue.int(counts.withdrawn),
+        **({"cursor": dg.MetadataValue.text(scope.upto)} if scope is not None else {}),
         "faults_by_reason": dg.MetadataValue.json(counts.faults_by_reason),
         "dotdigital_calls": dg.MetadataValue.int(sum(n for k, n in calls.items() if not k.startswith("retry:"))),
         "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
