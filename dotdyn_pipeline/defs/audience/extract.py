@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from dotdyn_pipeline.connectors.dataverse.client import WATERMARK
+from dotdyn_pipeline.defs.ahead import read_ahead
 from dotdyn_pipeline.defs.audience.changes import mark_page, reset
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
 from dotdyn_pipeline.schemas.email import address_key
@@ -107,7 +108,7 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
             context.log.warning("%s: full read instead of changes: %s", name, read.fallback)
         stamp = datetime.now(UTC).isoformat()
         changed = deleted = pages = marked = 0
-        for page in read:
+        for page in read_ahead(read):  # the next pages arrive while this one is written to the mirror
             pages += 1
             rows = [table.to_mirror(row) for row in page.rows]
             if read.mode != "full":

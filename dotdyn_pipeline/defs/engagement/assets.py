@@ -16,7 +16,7 @@ import dagster as dg
 
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient
 from dotdyn_pipeline.connectors.dotdigital.models import Campaign
-from dotdyn_pipeline.defs.engagement.ahead import read_ahead
+from dotdyn_pipeline.defs.ahead import read_ahead
 from dotdyn_pipeline.defs.engagement.rows import (
     CAMPAIGNS,
     CLICKS,
