@@ -6,7 +6,7 @@ the previous one uploads, so at most two chunks are held.
 
 Polling is planned, not periodic. The server is taken as work-conserving: whether it runs an account's
 imports in turn or side by side, a backlog is done when its bytes are, at the account's throughput (bytes per
-second of server time, `Throughput`). With a throughput known, the backlog is polled once, when it should be
+second of server time, `Throughput`, which holds the backlog of all of the client's imports in progress). With a throughput known, the backlog is polled once, when it should be
 done: one status call per import. Without one, the oldest import is polled with a backoff relative to how
 long the backlog has run. A finish seen between a NotFinished answer and a Finished one teaches the
 throughput; a prediction that proves early is followed by looks close together, so the next lesson is
@@ -16,6 +16,7 @@ sharp. The client keeps what it learned, and the pipeline keeps it per account i
 from __future__ import annotations
 
 import csv
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -127,11 +128,40 @@ class _Pending:
     due: float = 0.0  # when to poll it next
 
 
-@dataclass
 class Throughput:
-    """How fast an account's imports are processed, in bytes per second of server time."""
+    """An account's import server as one client sees it: how fast it works (bytes per second of server time)
+    and the uploads it has not finished, whichever of the client's imports sent them.
 
-    bytes_per_second: float | None = None
+    One client may run several imports at once (the audience flow loads books in parallel). The server works
+    through all of them, so a backlog is the uploads of every import in progress: each import plans by it,
+    and only the end of the whole of it teaches the rate."""
+
+    def __init__(self, bytes_per_second: float | None = None) -> None:
+        self.bytes_per_second = bytes_per_second
+        self._lock = threading.Lock()
+        self._open = 0  # imports with uploads in the backlog
+        self._uploads: list[tuple[float, int]] = []  # (uploaded at, bytes) since the backlog was last empty
+
+    def open_backlog(self) -> None:
+        """One of the client's imports starts uploading."""
+        with self._lock:
+            if not self._open:
+                self._uploads = []
+            self._open += 1
+
+    def uploaded(self, at: float, size: int) -> float | None:
+        """Note an upload; return when the backlog, this upload included, should be done (None: rate unknown)."""
+        with self._lock:
+            self._uploads.append((at, size))
+            return self.finished_at(self._uploads)
+
+    def close_backlog(self, finished: float | None) -> None:
+        """One of the client's imports has seen its last upload end, at about `finished` if known. When it was
+        the last in progress, that is the end of the backlog: learn from it."""
+        with self._lock:
+            self._open -= 1
+            if not self._open and finished is not None:
+                self.learn(self._uploads, finished)
 
     def finished_at(self, uploads: Sequence[tuple[float, int]]) -> float | None:
         """When a server working through `uploads` ((uploaded at, bytes), in order) should be done with them."""
@@ -165,26 +195,30 @@ class Importer:
         self._running_seen: float | None = None  # when a poll last answered NotFinished
         self._step: float | None = None  # the wait between looks once a poll answered NotFinished
         self._close = False  # the looks are close because a prediction proved early
+        self._backlog_open = False  # this importer's uploads are in the client's backlog (Throughput)
         self._result = ImportResult()
         self._failures: list[ImportFailed] = []
 
     def run(self, address_book_id: int, chunks: Iterable[CsvChunk]) -> ImportResult:
         """Upload every chunk, wait for all, and return the outcomes; raise ImportFailed if any import failed."""
         upload: Future[_Pending | None] | None = None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dotdigital-upload") as pool:
-            for chunk in chunks:  # building this chunk overlaps the previous upload
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dotdigital-upload") as pool:
+                for chunk in chunks:  # building this chunk overlaps the previous upload
+                    self._track(upload)
+                    while len(self._pending) >= self.config.max_active_imports:
+                        self._settle(self._pending[0])
+                    upload = pool.submit(self._upload, address_book_id, chunk)
+                    del chunk  # the upload holds it; let it go as soon as that is done
                 self._track(upload)
-                while len(self._pending) >= self.config.max_active_imports:
-                    self._settle(self._pending[0])
-                upload = pool.submit(self._upload, address_book_id, chunk)
-                del chunk  # the upload holds it; let it go as soon as that is done
-            self._track(upload)
-        if self._pending:  # every chunk is uploaded: look when the whole backlog should be done
-            last = max(pending.due for pending in self._pending)
-            for pending in self._pending:
-                pending.due = last
-        while self._pending:
-            self._settle(self._pending[0])
+            if self._pending:  # every chunk is uploaded: look when the whole backlog should be done
+                last = max(pending.due for pending in self._pending)
+                for pending in self._pending:
+                    pending.due = last
+            while self._pending:
+                self._settle(self._pending[0])
+        finally:
+            self._end_backlog()
         if self._failures:
             first = self._failures[0]
             first.completed = list(self._result.outcomes)
@@ -204,8 +238,11 @@ class Importer:
             return
         if not self._pending:
             self._uploads, self._running_seen, self._step, self._close = [], None, None, False
+            self.throughput.open_backlog()
+            self._backlog_open = True
         self._uploads.append((pending.uploaded_at, pending.bytes))
-        pending.due = self.throughput.finished_at(self._uploads) or pending.uploaded_at + self.config.poll_initial
+        expected = self.throughput.uploaded(pending.uploaded_at, pending.bytes)
+        pending.due = expected or pending.uploaded_at + self.config.poll_initial
         self._pending.append(pending)
 
     def _settle(self, pending: _Pending) -> None:
@@ -226,9 +263,15 @@ class Importer:
                 return
             status = f"{NOT_FINISHED} after {self.config.import_timeout:.0f} s"
         self._pending.popleft()
-        if status == FINISHED and not self._pending:
-            self._learn(now)
+        if not self._pending:
+            self._end_backlog(self._finished_at(now) if status == FINISHED else None)
         self._resolve(pending, status)
+
+    def _end_backlog(self, finished: float | None = None) -> None:
+        """Take this importer's uploads out of the client's backlog (once)."""
+        if self._backlog_open:
+            self._backlog_open = False
+            self.throughput.close_backlog(finished)
 
     def _next_step(self, now: float) -> float:
         """The wait before the next look: relative to how long the backlog has run, growing by poll_factor."""
@@ -241,15 +284,15 @@ class Importer:
             self._step *= self.config.poll_factor
         return min(self._step, self.config.poll_max)
 
-    def _learn(self, answered: float) -> None:
-        """Learn the throughput from the backlog's end, seen in a poll `answered` Finished."""
+    def _finished_at(self, answered: float) -> float | None:
+        """When the backlog probably ended, its last import seen Finished in a poll `answered` (None: unknown)."""
         if self._running_seen is not None:  # it ended between the last NotFinished answer and this one
             # After close looks, the later end: a plan should be a little late rather than early. After a
             # backoff, nearer the earlier end: if that proves early, the close looks that follow are sharp.
             weight = 1.0 if self._close else OPTIMISM
-            self.throughput.learn(self._uploads, self._running_seen + weight * (answered - self._running_seen))
-        elif self.throughput.bytes_per_second is None:  # it ended before the first look: at least this fast
-            self.throughput.learn(self._uploads, answered)
+            return self._running_seen + weight * (answered - self._running_seen)
+        # it ended before the first look: at least this fast (only worth knowing when nothing better is)
+        return answered if self.throughput.bytes_per_second is None else None
 
     def _resolve(self, pending: _Pending, status: str) -> None:
         """Fetch the report (and faults) of a resolved import; failures become ImportFailed."""

@@ -206,3 +206,23 @@ def test_a_rate_learned_from_a_small_import_never_delays_a_large_one_past_poll_m
     assert result.rows == 200
     assert max(server.sleeps) <= 30.0
     assert server.now < 45.0 + 30.0, "the finish is seen within one poll_max of it"
+
+
+def test_imports_running_at_once_through_one_client_plan_by_their_joint_backlog() -> None:
+    """Books load in parallel through one client: the server works through all of their uploads."""
+    server, chunks = ScriptedServer(seconds_per_import=10), _chunks(2)
+    throughput = _exact(server, chunks)
+    throughput.open_backlog()  # another book's import is in progress, with 20 s of work uploaded just before
+    throughput.uploaded(0.0, 2 * len(chunks[0].data))
+    _run(server, chunks, _config(poll_max=60.0), throughput)
+    assert server.polled_at == pytest.approx([40.0, 40.0])
+
+
+def test_only_the_end_of_the_joint_backlog_teaches_the_rate() -> None:
+    throughput = Throughput()
+    throughput.open_backlog()  # another book's import is in progress meanwhile
+    _run(ScriptedServer(seconds_per_import=10), _chunks(2), _config(), throughput)
+    assert throughput.bytes_per_second is None, "its end was not the backlog's"
+    throughput.close_backlog(None)
+    _run(ScriptedServer(seconds_per_import=10), _chunks(2), _config(), throughput)
+    assert throughput.bytes_per_second is not None, "alone, its end is"
