@@ -6,11 +6,12 @@ the previous one uploads, so at most two chunks are held.
 
 Polling is planned, not periodic. The server is taken as work-conserving: whether it runs an account's
 imports in turn or side by side, a backlog is done when its bytes are, at the account's throughput (bytes per
-second of server time, `Throughput`, which holds the backlog of all of the client's imports in progress). With a throughput known, the backlog is polled once, when it should be
-done: one status call per import. Without one, the oldest import is polled with a backoff relative to how
-long the backlog has run. A finish seen between a NotFinished answer and a Finished one teaches the
-throughput; a prediction that proves early is followed by looks close together, so the next lesson is
-sharp. The client keeps what it learned, and the pipeline keeps it per account in the state store.
+second of server time, `Throughput`, which also holds the backlog of every import of the client in
+progress). With a throughput known, the backlog is polled once, when it should be done: one status call per
+import. Without one, the oldest import is polled with a backoff relative to how long the backlog has run.
+A finish seen between a NotFinished answer and a Finished one teaches the throughput; a prediction that
+proves early is followed by looks close together, so the next lesson is sharp. The client keeps what it
+learned, and the pipeline keeps it per account in the state store.
 """
 
 from __future__ import annotations
