@@ -172,13 +172,8 @@ class CrmMirror:
 
     def link_count(self, link_table: str, parent_ids: Sequence[str]) -> int:
         """How many link rows the given parents have (members whose record is unknown included)."""
-        total = 0
-        for chunk in chunks(list(parent_ids)):
-            marks = ", ".join("?" for _ in chunk)
-            total += self.backend.query(
-                f"SELECT COUNT(*) FROM crm_record WHERE crm_table = ? AND parent_id IN ({marks})",
-                [link_table, *chunk])[0][0]
-        return total
+        return sum(n for (n,) in rows_in(self.backend, "SELECT COUNT(*) FROM crm_record WHERE crm_table = ? "
+                                         "AND parent_id IN ({marks})", [link_table], parent_ids))
 
 
 BOOK_MEMBER_COLUMNS = ["email_key", "crm_table", "crm_id", "fingerprint", "dotdigital_contact_id"]

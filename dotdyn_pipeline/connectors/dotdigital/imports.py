@@ -192,11 +192,10 @@ class Importer:
         self.calls, self.config, self.throughput = calls, config, throughput
         self._sleep, self._clock = sleep, clock
         self._pending: deque[_Pending] = deque()
-        self._uploads: list[tuple[float, int]] = []  # (uploaded at, bytes) since the backlog was last empty
+        self._started: float | None = None  # when this importer's backlog began (None: it has none open)
         self._running_seen: float | None = None  # when a poll last answered NotFinished
         self._step: float | None = None  # the wait between looks once a poll answered NotFinished
         self._close = False  # the looks are close because a prediction proved early
-        self._backlog_open = False  # this importer's uploads are in the client's backlog (Throughput)
         self._result = ImportResult()
         self._failures: list[ImportFailed] = []
 
@@ -238,10 +237,8 @@ class Importer:
         if upload is None or (pending := upload.result()) is None:
             return
         if not self._pending:
-            self._uploads, self._running_seen, self._step, self._close = [], None, None, False
+            self._started, self._running_seen, self._step, self._close = pending.uploaded_at, None, None, False
             self.throughput.open_backlog()
-            self._backlog_open = True
-        self._uploads.append((pending.uploaded_at, pending.bytes))
         expected = self.throughput.uploaded(pending.uploaded_at, pending.bytes)
         pending.due = expected or pending.uploaded_at + self.config.poll_initial
         self._pending.append(pending)
@@ -270,14 +267,14 @@ class Importer:
 
     def _end_backlog(self, finished: float | None = None) -> None:
         """Take this importer's uploads out of the client's backlog (once)."""
-        if self._backlog_open:
-            self._backlog_open = False
+        if self._started is not None:
+            self._started = None
             self.throughput.close_backlog(finished)
 
     def _next_step(self, now: float) -> float:
         """The wait before the next look: relative to how long the backlog has run, growing by poll_factor."""
         if self._step is None:
-            running = now - self._uploads[0][0]
+            running = now - self._started
             self._close = self.throughput.bytes_per_second is not None
             share = CLOSE_STEP if self._close else self.config.poll_factor - 1
             self._step = max(share * running, MIN_STEP)

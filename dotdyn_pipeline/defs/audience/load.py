@@ -126,8 +126,6 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
 
     faults = []
     if not send.empty:
-        throughput = client.import_throughput
-        throughput.bytes_per_second = throughput.bytes_per_second or store.import_throughput(account)
         try:
             result = client.import_contacts(book, _import_rows(send, fields), ["Email", *fields])
         except ImportFailed as failed:
@@ -135,8 +133,6 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
             store.record_import(ImportJob(failed.import_id, account, book, failed.import_status, failed.rows,
                                           run_id=run_id, finished_at=datetime.now(UTC).isoformat()))
             raise
-        if throughput.bytes_per_second:
-            store.save_import_throughput(account, throughput.bytes_per_second)
         _record_imports(store, account, book, run_id, result.outcomes)
         faults = result.faults
         counts.sent += len(send)
@@ -193,16 +189,21 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
     store = state.open()
     try:
         with dataverse.client() as crm, email_account(crm, account_id).dotdigital(dotdigital) as client:
+            throughput = client.import_throughput  # what earlier runs learned plans this run's import polls
+            throughput.bytes_per_second = store.import_throughput(account_id)
             try:
                 with ThreadPoolExecutor(max_workers=PARALLEL_BOOKS) as pool:
                     loads = [pool.submit(load_book, client, store, account_id, book,
                                          audience_contacts[audience_contacts["list_id"] == list_id], fields,
-                                         context.run.run_id, scope and scope.keys)
+                                         context.run.run_id, None if scope is None else scope.keys)
                              for list_id, book in sorted(address_books.items())]
                     for load in loads:
                         counts.add(load.result())
             except DotdigitalError as exc:
                 raise dg.Failure(description=f"loading account {account_id} stopped: {exc}") from exc
+            finally:
+                if throughput.bytes_per_second:
+                    store.save_import_throughput(account_id, throughput.bytes_per_second)
             calls = client.counter.snapshot()
         if scope is not None:
             finish(store, account_id, scope)
