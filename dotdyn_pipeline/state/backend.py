@@ -10,6 +10,7 @@ import itertools
 import re
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -143,15 +144,29 @@ def split_statements(text: str) -> list[str]:
 
 class SqliteBackend(Backend):
     name = "sqlite"
+    BUSY_SECONDS = 60
 
     def __init__(self, path: Path) -> None:
         super().__init__()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=self.BUSY_SECONDS)
+        self._use_wal()
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+
+    def _use_wal(self) -> None:
+        """Switch to write-ahead logging; SQLite answers "locked" at once, without waiting, while another
+        connection opens the same new file, so the switch is retried until the busy timeout."""
+        deadline = time.monotonic() + self.BUSY_SECONDS
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _begin(self) -> None:
         self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks later

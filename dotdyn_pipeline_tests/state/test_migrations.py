@@ -71,3 +71,24 @@ def test_migration_files_are_named_by_version(tmp_path):
     (tmp_path / "1_bad.sql").write_text("SELECT 1")
     with pytest.raises(MigrationError, match="NNNN_lower_case_name"):
         load_migrations(tmp_path)
+
+
+def test_connections_opened_together_on_a_new_sqlite_file_all_succeed(tmp_path):
+    """Switching a new file to write-ahead logging is refused at once while another connection opens it."""
+    for attempt in range(30):
+        url = f"sqlite:///{tmp_path}/fresh-{attempt}.db"
+        errors = []
+
+        def open_it(url=url, errors=errors):
+            try:
+                connect(url).close()
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], f"attempt {attempt}"
+        assert connect(url).query("PRAGMA journal_mode") == [("wal",)]
