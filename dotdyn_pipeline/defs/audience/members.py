@@ -36,6 +36,7 @@ with warnings.catch_warnings():  # dagster-pandera's one function is marked beta
     AUDIENCE_MEMBER_TYPE = pandera_schema_to_dagster_type(AudienceMember)
 BASE_COLUMNS = ["list_id", "crm_table", "crm_id", "email_raw", "donotbulkemail", "donotemail", "active",
                 "modifiedon"]
+TEXT_COLUMNS = ("list_id", "crm_table", "crm_id")
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
         for name, column in columns.items():
             value = values.get(name)
             column.append(shared.setdefault(value, value) if type(value) is str else value)
-    frame = pd.DataFrame(columns)
+    frame = pd.DataFrame({name: pd.Series(values, dtype=object) if name in TEXT_COLUMNS else values
+                          for name, values in columns.items()})  # text stays text when no member is in scope
     frame["email_raw"] = frame["email_raw"].astype("string")
     frame["email"] = normalise_emails(frame["email_raw"])
     frame["modifiedon"] = pd.to_datetime(frame["modifiedon"], utc=True, format="ISO8601")

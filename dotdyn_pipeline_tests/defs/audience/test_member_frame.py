@@ -1,0 +1,35 @@
+"""The member frame, from the mirror's rows to the contacts the load sends."""
+
+from __future__ import annotations
+
+from dotdyn_pipeline.defs.audience.contacts import fingerprints
+from dotdyn_pipeline.defs.audience.datafields import convert_frame
+from dotdyn_pipeline.defs.audience.members import DataMapping, member_frame
+from dotdyn_pipeline.defs.audience.selection import apply_consent, one_per_email
+from dotdyn_pipeline.schemas.audience import AudienceMember
+from dotdyn_pipeline.schemas.quarantine import split_valid
+
+GUID = "1d00fd12-c041-4d4f-86bb-7f8aabed2996"
+MAPPINGS = [DataMapping("contact", "firstname", "FIRSTNAME", "String"),
+            DataMapping("contact", "numberofchildren", "CHILDREN", "Numeric")]
+
+
+def _through_the_flow(members):
+    frame = member_frame(members, MAPPINGS)
+    consent = apply_consent(frame, opted_out=set(), unsubscribed=set(), list_unsubscribed={})
+    unique = one_per_email(split_valid(consent.kept, AudienceMember).valid).kept
+    converted, failures = convert_frame(unique, {m.field: m.type for m in MAPPINGS})
+    return converted, failures, fingerprints(converted, ["CHILDREN", "FIRSTNAME"])
+
+
+def test_a_sync_with_nobody_in_scope_validates_and_maps_an_empty_batch():
+    converted, failures, prints = _through_the_flow(iter([]))
+    assert (len(converted), len(failures), len(prints)) == (0, 0, 0)
+
+
+def test_members_become_typed_rows_with_their_mapped_fields():
+    data = {"emailaddress1": " Ann@Example.COM", "firstname": "Ann", "numberofchildren": 2, "statecode": 0,
+            "modifiedon": "2026-11-01T10:00:00Z"}
+    converted, failures, prints = _through_the_flow(iter([(GUID, "contact", GUID, data)]))
+    assert converted[["email", "FIRSTNAME", "CHILDREN"]].values.tolist() == [["Ann@example.com", "Ann", "2"]]
+    assert len(failures) == 0 and prints.str.len().tolist() == [24]
