@@ -22,7 +22,7 @@ def normalise_emails(raw: pd.Series) -> pd.Series:
     if parts.shape[1] < 2:  # no value has an @: nothing to lower-case
         return text
     has_domain = parts[1].notna()
-    return text.where(~has_domain, parts[0] + "@" + parts[1].str.lower())
+    return _reuse_equal(text.where(~has_domain, parts[0] + "@" + parts[1].str.lower()), text)
 
 
 def valid_email(emails: pd.Series) -> pd.Series:
@@ -41,4 +41,11 @@ def address_key(email: str | None) -> str | None:
 
 def email_key(emails: pd.Series) -> pd.Series:
     """The address as people are matched on it: case-insensitive as a whole."""
-    return emails.astype("string").str.lower()
+    text = emails.astype("string")
+    return _reuse_equal(text.str.lower(), text)
+
+
+def _reuse_equal(new: pd.Series, old: pd.Series) -> pd.Series:
+    """`new`, holding `old`'s string objects where the two are equal: most addresses are already in form, and
+    a million duplicate strings would be held for nothing."""
+    return old.where(new.eq(old).fillna(False), new)

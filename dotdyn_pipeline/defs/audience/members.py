@@ -72,16 +72,22 @@ def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
     for mapping in mappings:
         by_entity.setdefault(mapping.entity, []).append(mapping)
     columns: dict[str, list[Any]] = {name: [] for name in [*BASE_COLUMNS, *fields]}
+    tables, crm_ids, raw, bulk, never, active, modified = (columns[name] for name in BASE_COLUMNS[1:])
+    lists = columns["list_id"]
     shared: dict[Any, Any] = {}  # one object per distinct value: lists, tables, cities... are held once
     for list_id, table, crm_id, data in members:
-        values = {"list_id": list_id, "crm_table": table, "crm_id": crm_id,
-                  "email_raw": data.get("emailaddress1"), "donotbulkemail": bool(data.get("donotbulkemail")),
-                  "donotemail": bool(data.get("donotemail")), "active": data.get("statecode", 0) == 0,
-                  "modifiedon": data.get("modifiedon")}
-        values.update({m.field: data.get(m.attribute) for m in by_entity.get(table, ())})
-        for name, column in columns.items():
+        lists.append(shared.setdefault(list_id, list_id))
+        tables.append(shared.setdefault(table, table))
+        crm_ids.append(crm_id)  # the values of one record are its own: sharing them would only cost
+        raw.append(data.get("emailaddress1"))
+        bulk.append(bool(data.get("donotbulkemail")))
+        never.append(bool(data.get("donotemail")))
+        active.append(data.get("statecode", 0) == 0)
+        modified.append(data.get("modifiedon"))
+        values = {m.field: data.get(m.attribute) for m in by_entity.get(table, ())}
+        for name in fields:
             value = values.get(name)
-            column.append(shared.setdefault(value, value) if type(value) is str else value)
+            columns[name].append(shared.setdefault(value, value) if type(value) is str else value)
     frame = pd.DataFrame({name: pd.Series(values, dtype=object) if name in TEXT_COLUMNS else values
                           for name, values in columns.items()})  # text stays text when no member is in scope
     frame["email_raw"] = frame["email_raw"].astype("string")

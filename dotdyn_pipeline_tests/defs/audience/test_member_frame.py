@@ -32,4 +32,15 @@ def test_members_become_typed_rows_with_their_mapped_fields():
             "modifiedon": "2026-11-01T10:00:00Z"}
     converted, failures, prints = _through_the_flow(iter([(GUID, "contact", GUID, data)]))
     assert converted[["email", "FIRSTNAME", "CHILDREN"]].values.tolist() == [["Ann@example.com", "Ann", "2"]]
-    assert len(failures) == 0 and prints.str.len().tolist() == [24]
+    assert len(failures) == 0 and prints.str.len().tolist() == [16]
+
+
+def test_a_fingerprint_changes_with_any_sent_value_and_only_with_them():
+    import pandas as pd
+
+    frame = pd.DataFrame({"email": ["ann@example.com"] * 4, "A": ["1", "1", "2", "1"], "B": ["x", "x", "x", "y"],
+                          "crm_id": ["one", "two", "one", "one"]}).astype("string")
+    prints = fingerprints(frame, ["A", "B"]).tolist()
+    assert prints[0] == prints[1], "what is not sent does not count"
+    assert len({prints[0], prints[2], prints[3]}) == 3
+    assert fingerprints(frame.iloc[::-1], ["A", "B"]).tolist() == prints[::-1], "a row's digest is its own"
