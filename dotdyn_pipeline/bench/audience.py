@@ -44,11 +44,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return measure(contract, Path(directory), args.change_share)
 
 
-def _sync(job: dg.JobDefinition, instance: dg.DagsterInstance, account: str) -> tuple[float, dict[str, dict]]:
+def audience_job() -> dg.JobDefinition:
+    """The audience job, rebuilt by name for `execute_job`."""
+    from dotdyn_pipeline.definitions import build_definitions
+
+    return build_definitions().resolve_job_def("audience_sync")
+
+
+#: Every step in this process, one after another. (`execute_in_process` would also keep every step's output in
+#: memory until the run ends, which no deployed run does.)
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+def _sync(instance: dg.DagsterInstance, account: str) -> tuple[float, dict[str, dict]]:
     from dotdyn_pipeline.demo import QUIET, materialized_facts
 
     with stopwatch() as watch:
-        result = job.execute_in_process(partition_key=account, instance=instance, run_config=QUIET)
+        result = dg.execute_job(dg.reconstructable(audience_job), instance, run_config={**QUIET, **IN_PROCESS},
+                                tags={"dagster/partition": account})
+    if not result.success:
+        raise RuntimeError(f"the audience run of account {account} failed; see its events in the Dagster UI")
     return watch.seconds, materialized_facts(result)
 
 
@@ -69,10 +84,10 @@ def measure(contract: dict[str, Any], home: Path, change_share: float) -> dict[s
     os.environ.pop("DOTDYN_POSTGRES_URL", None)
     account = contract["accounts"][0]
     defs = build_definitions()
-    job = defs.resolve_job_def("audience_sync")
-    with dg.DagsterInstance.ephemeral() as instance:
+    (home / "dagster").mkdir()
+    with dg.DagsterInstance.local_temp(str(home / "dagster")) as instance:
         instance.add_dynamic_partitions("email_account", [account["emailaccount_id"]])
-        seconds, facts = _sync(job, instance, account["emailaccount_id"])
+        seconds, facts = _sync(instance, account["emailaccount_id"])
         peak = peak_rss_mb()
         contacts = defs.load_asset_value("audience_contacts", partition_key=account["emailaccount_id"],
                                          instance=instance)
@@ -99,7 +114,7 @@ def measure(contract: dict[str, Any], home: Path, change_share: float) -> dict[s
             changed = max(1, round(people * change_share))
             control.post("/dataverse/seed-changes", json={"set": "contacts", "seed": 1, "modify": changed}
                          ).raise_for_status()
-        incremental_seconds, incremental = _sync(job, instance, account["emailaccount_id"])
+        incremental_seconds, incremental = _sync(instance, account["emailaccount_id"])
     return {
         "rows": facts["audience_members"]["rows_in"],
         "rows_loaded": facts["address_book_members"]["rows_imported"], "seconds": seconds, "peak_rss_mb": peak,

@@ -38,8 +38,9 @@ def rule_name(column: str, check: str) -> str:
 def split_valid(frame: pd.DataFrame, model: type[pa.DataFrameModel]) -> Split:
     """Validate lazily; rows that break any row-level rule leave `valid`. Batch-level failures raise."""
     try:
-        model.validate(frame, lazy=True)
+        model.validate(frame, lazy=True, inplace=True)  # no copy: the model coerces nothing
     except pa.errors.SchemaErrors as errors:
+        _forget_accessor(frame)
         cases = errors.failure_cases
         batch_level = cases[cases["index"].isna()]
         if not batch_level.empty:
@@ -53,4 +54,12 @@ def split_valid(frame: pd.DataFrame, model: type[pa.DataFrameModel]) -> Split:
             "value": cases["failure_case"].map(lambda v: None if pd.isna(v) else str(v)).to_numpy(),
         }).drop_duplicates(subset=["index", "rule"])
         return Split(frame.drop(index=failures["index"].unique()), failures.reset_index(drop=True))
+    _forget_accessor(frame)
     return Split(frame, pd.DataFrame(columns=FAILURE_COLUMNS))
+
+
+def _forget_accessor(frame: pd.DataFrame) -> None:
+    """pandas keeps the `frame.pandera` that validation sets on the frame, and the accessor points back: a cycle
+    that keeps a large frame alive until the garbage collector's next full pass. Break it, so that the frame goes
+    as soon as its last user lets go."""
+    vars(frame).pop("pandera", None)

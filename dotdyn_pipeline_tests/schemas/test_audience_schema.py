@@ -64,3 +64,24 @@ def test_a_changed_type_fails_the_whole_batch():
 def test_a_missing_column_fails_the_whole_batch():
     with pytest.raises(SchemaDrift, match="active"):
         split_valid(_members().drop(columns=["active"]), AudienceMember)
+
+
+@pytest.mark.parametrize("email", [["ann@example.com"], ["bad@"]])
+def test_checking_a_batch_leaves_nothing_behind(email):
+    """No copy and no reference cycle outlive the check: a million-row batch must not wait for a full gc pass."""
+    import gc
+
+    def frames() -> int:
+        return sum(isinstance(o, pd.DataFrame) for o in gc.get_objects())
+
+    gc.collect()
+    gc.disable()
+    try:
+        before = frames()
+        frame = _members(email=email)
+        split = split_valid(frame, AudienceMember)
+        assert len(split.valid) == (email == ["ann@example.com"])
+        del frame, split
+        assert frames() == before
+    finally:
+        gc.enable()

@@ -4,6 +4,7 @@ The data fields are created in Dotdigital when missing, with valid names and the
 cannot be converted to its field's type, or is too long, quarantines the row with the reason.
 """
 
+import gc
 import os
 import time
 
@@ -33,6 +34,7 @@ def fingerprints(frame: pd.DataFrame, fields: list[str]) -> pd.Series:
 def audience_contacts(context: dg.AssetExecutionContext, audience_members: pd.DataFrame,
                       dataverse: DataverseResource, dotdigital: DotdigitalResource,
                       state: StateStoreResource) -> dg.Output[pd.DataFrame]:
+    gc.collect()  # the type check's copy of the last step's frame is in a reference cycle: free it now
     started, account_id = time.monotonic(), context.partition_key
     store = state.open()
     try:

@@ -9,6 +9,7 @@ loaded. The import report and its per-row faults are recorded; a row refused bec
 suppressed or unsubscribed in Dotdigital goes into the unsubscribe ledger, so no later run sends it again.
 """
 
+import gc
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -182,6 +183,7 @@ def _record_faults(store: StateStore, account: str, book: int, sent: pd.DataFram
 def address_book_members(context: dg.AssetExecutionContext, audience_contacts: pd.DataFrame,
                          address_books: dict[str, int], dataverse: DataverseResource, dotdigital: DotdigitalResource,
                          state: StateStoreResource) -> dg.MaterializeResult:
+    gc.collect()  # the type check's copy of the last step's frame is in a reference cycle: free it now
     started, account_id = time.monotonic(), context.partition_key
     fields = [column for column in audience_contacts.columns if column not in CONTACT_COLUMNS]
     scope = Scope.from_attr(audience_contacts.attrs[SCOPE_ATTR]) if SCOPE_ATTR in audience_contacts.attrs else None

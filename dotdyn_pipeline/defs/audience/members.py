@@ -88,8 +88,10 @@ def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
         for name in fields:
             value = values.get(name)
             columns[name].append(shared.setdefault(value, value) if type(value) is str else value)
-    frame = pd.DataFrame({name: pd.Series(values, dtype=object) if name in TEXT_COLUMNS else values
-                          for name, values in columns.items()})  # text stays text when no member is in scope
+    # Column by column, each list let go once it is an array, and no copy into one block: built from all the
+    # lists at once, a frame holds two more copies of them at its peak. Text stays text with no member in scope.
+    frame = pd.DataFrame({name: pd.Series(columns.pop(name), dtype=object if name in TEXT_COLUMNS else None)
+                          for name in list(columns)}, copy=False)
     frame["email_raw"] = frame["email_raw"].astype("string")
     frame["email"] = normalise_emails(frame["email_raw"])
     frame["modifiedon"] = pd.to_datetime(frame["modifiedon"], utc=True, format="ISO8601")
@@ -139,41 +141,44 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
         members = (store.mirror.members("listmember", list_ids, PERSON_TABLES) if scope.full else
                    store.mirror.members_with_keys("listmember", list_ids, PERSON_TABLES, scope.keys))
         frame = member_frame(members, account_mappings(store, account))
-        without_record = store.mirror.link_count("listmember", list_ids) - len(frame) if scope.full else None
+        rows_in = len(frame)
+        without_record = store.mirror.link_count("listmember", list_ids) - rows_in if scope.full else None
         books = {row["esc_addressbookid"]: row["listid"] for row in lists if row.get("esc_addressbookid")}
         account_wide = store.unsubscribed_emails(account)
         consent = apply_consent(
             frame, opted_out=store.mirror.opted_out_keys(scope.keys), unsubscribed=account_wide,
             list_unsubscribed={list_id: store.unsubscribed_emails(account, book) - account_wide
                                for book, list_id in books.items()})
+        del frame  # the batch is held once at a time: what consent keeps is checked and de-duplicated
         split = split_valid(consent.kept, AudienceMember)
-        quarantined = quarantine_rows(frame, split.failures, account, context.run.run_id)
+        quarantined = quarantine_rows(consent.kept, split.failures, account, context.run.run_id)
         store.quarantine(quarantined)
         unique = one_per_email(split.valid)
     finally:
         store.close()
     skipped = {reason: 0 for reason in SKIP_REASONS} | consent.skipped_counts() | unique.skipped_counts()
-    checked = len(consent.kept)
-    share = split.quarantined_rows / checked if checked else 0.0
+    checked, quarantined_rows = len(consent.kept), split.quarantined_rows
     by_rule = split.failures["rule"].value_counts().to_dict() if len(split.failures) else {}
+    del consent, split  # the output is written while this step waits at `yield`: hold only what it sends
+    share = quarantined_rows / checked if checked else 0.0
     unique.kept.attrs[SCOPE_ATTR] = scope.to_attr()
     yield dg.Output(unique.kept, metadata={
         "scope": dg.MetadataValue.text("every address" if scope.full else "addresses changed since the last sync"),
         "scope_reason": dg.MetadataValue.text(scope.reason),
         **({} if scope.full else {"addresses_in_scope": dg.MetadataValue.int(len(scope.keys))}),
         "lists": dg.MetadataValue.int(len(lists)),
-        "rows_in": dg.MetadataValue.int(len(frame)),
+        "rows_in": dg.MetadataValue.int(rows_in),
         **({} if without_record is None else {"members_without_record": dg.MetadataValue.int(without_record)}),
         "rows_out": dg.MetadataValue.int(len(unique.kept)),
-        "rows_quarantined": dg.MetadataValue.int(split.quarantined_rows),
+        "rows_quarantined": dg.MetadataValue.int(quarantined_rows),
         **{f"skipped_{reason}": dg.MetadataValue.int(n) for reason, n in skipped.items()},
         "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
         "dagster/row_count": dg.MetadataValue.int(len(unique.kept)),
     })
     yield dg.AssetCheckResult(
         check_name=QUALITY_CHECK, passed=share <= MAX_QUARANTINE_SHARE, severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{split.quarantined_rows} of {checked} checked rows quarantined ({share:.1%}); "
+        description=f"{quarantined_rows} of {checked} checked rows quarantined ({share:.1%}); "
                     f"the batch is unsafe above {MAX_QUARANTINE_SHARE:.0%}",
-        metadata={"quarantined": dg.MetadataValue.int(split.quarantined_rows),
+        metadata={"quarantined": dg.MetadataValue.int(quarantined_rows),
                   "checked": dg.MetadataValue.int(checked), "share": dg.MetadataValue.float(round(share, 4)),
                   "by_rule": dg.MetadataValue.json(by_rule), "sample": dg.MetadataValue.md(_sample(quarantined))})

@@ -31,26 +31,22 @@ class Selection:
         return {reason: int(n) for reason, n in self.skipped.value_counts().items()}
 
 
-def _skip(frame: pd.DataFrame, mask: pd.Series, reason: str, skipped: list[pd.Series]) -> pd.DataFrame:
-    skipped.append(pd.Series(reason, index=frame.index[mask], dtype="string"))
-    return frame[~mask]
-
-
 def apply_consent(members: pd.DataFrame, *, opted_out: Set[str], unsubscribed: Set[str],
                   list_unsubscribed: Mapping[str, Set[str]] | None = None) -> Selection:
     """Drop inactive records and every address that must not be emailed. The sets hold lower-case addresses;
     `list_unsubscribed` holds, per list id, the addresses that left that list's address book only."""
-    skipped: list[pd.Series] = []
     keys = email_key(members["email"])
     flagged = members["donotbulkemail"] | members["donotemail"]
     opted = set(opted_out) | set(keys[flagged].dropna())
     left_list = pd.Series(False, index=members.index)
     for list_id, addresses in (list_unsubscribed or {}).items():
         left_list |= (members["list_id"] == list_id) & keys.isin(addresses).fillna(False)
-    frame = _skip(members, ~members["active"], "inactive", skipped)
-    for reason, mask in (("opted_out", keys.isin(opted)), ("unsubscribed", keys.isin(unsubscribed) | left_list)):
-        frame = _skip(frame, mask.loc[frame.index].fillna(False).to_numpy(), reason, skipped)
-    return Selection(frame, _concat(skipped))
+    reason = pd.Series(pd.NA, index=members.index, dtype="string")  # the first rule a row breaks, in order
+    for name, mask in (("unsubscribed", keys.isin(unsubscribed).fillna(False) | left_list),
+                       ("opted_out", keys.isin(opted).fillna(False)), ("inactive", ~members["active"])):
+        reason = reason.mask(mask.to_numpy(), name)
+    skipped = reason.notna().to_numpy()
+    return Selection(members[~skipped], reason[skipped])  # one copy of the batch, however many rules
 
 
 def one_per_email(members: pd.DataFrame) -> Selection:
@@ -64,7 +60,3 @@ def one_per_email(members: pd.DataFrame) -> Selection:
     losers = order.index[loser.to_numpy()]
     return Selection(members.drop(index=losers),
                      pd.Series("duplicate_email", index=losers, dtype="string"))
-
-
-def _concat(parts: list[pd.Series]) -> pd.Series:
-    return pd.concat(parts) if parts else pd.Series(dtype="string")
