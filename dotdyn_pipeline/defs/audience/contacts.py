@@ -39,7 +39,8 @@ def audience_contacts(context: dg.AssetExecutionContext, audience_members: pd.Da
     store = state.open()
     try:
         field_types = {m.field: m.type for m in account_mappings(store, account_id)}
-        converted, failures = convert_frame(audience_members, field_types, MAX_STRING_LENGTH)
+        converted, failures = convert_frame(audience_members, field_types, MAX_STRING_LENGTH,
+                                            carry=["list_id", "crm_table", "crm_id", "email"])
         store.quarantine(quarantine_rows(audience_members, failures, account_id, context.run.run_id))
     finally:
         store.close()
@@ -49,9 +50,9 @@ def audience_contacts(context: dg.AssetExecutionContext, audience_members: pd.Da
         client.ensure_data_fields(field_types)
         created, calls = client.counter.snapshot().get("create_data_field", 0), client.counter.total
     fields = sorted(field_types)
-    contacts = converted[["list_id", "crm_table", "crm_id", "email", *fields]].assign(
-        email_key=email_key(converted["email"]), fingerprint=fingerprints(converted, fields))
-    contacts = contacts[[*CONTACT_COLUMNS, *fields]]
+    derived = {"email_key": email_key(converted["email"]), "fingerprint": fingerprints(converted, fields)}
+    contacts = pd.DataFrame({name: derived[name] if name in derived else converted[name]
+                             for name in [*CONTACT_COLUMNS, *fields]}, copy=False)  # no column is copied
     contacts.attrs = dict(audience_members.attrs)  # the sync's scope, for the load
     return dg.Output(contacts, metadata={
         "rows_in": dg.MetadataValue.int(len(audience_members)),

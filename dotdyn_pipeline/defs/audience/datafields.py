@@ -7,6 +7,7 @@ its reason: nothing is cut short or guessed.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -56,18 +57,21 @@ def _number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def convert_frame(frame: pd.DataFrame, field_types: dict[str, str],
-                  max_length: int = DEFAULT_MAX_STRING_LENGTH) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Convert every data field column; return (rows whose every value converted, failures per row and field)."""
-    converted = frame.copy()
+def convert_frame(frame: pd.DataFrame, field_types: dict[str, str], max_length: int = DEFAULT_MAX_STRING_LENGTH,
+                  carry: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Convert every data field column; return (rows whose every value converted: the `carry` columns, by default
+    every other one, then the converted fields; failures per row and field). No column is copied."""
+    columns = {name: frame[name] for name in (frame.columns if carry is None else carry) if name not in field_types}
     failures = []
     for name, field_type in field_types.items():
         text, failed, rule = convert(frame[name], field_type, max_length)
-        converted[name] = text
+        columns[name] = text
         if failed.any():
             bad = frame.index[failed.to_numpy()]
             failures.append(pd.DataFrame({"index": bad, "column": name, "rule": f"{name}.{rule}",
                                           "value": frame.loc[bad, name].astype(str).to_numpy()}))
-    failed_rows = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame(
-        columns=["index", "column", "rule", "value"])
+    converted = pd.DataFrame(columns, index=frame.index, copy=False)
+    if not failures:
+        return converted, pd.DataFrame(columns=["index", "column", "rule", "value"])
+    failed_rows = pd.concat(failures, ignore_index=True)
     return converted.drop(index=failed_rows["index"].unique()), failed_rows
