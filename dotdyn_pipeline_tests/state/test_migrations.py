@@ -48,20 +48,26 @@ def test_an_edited_applied_migration_is_refused(state_url):
         migrate(backend, [Migration(9002, "first", "CREATE TABLE first_table (id BIGINT)")])
 
 
-def test_concurrent_runs_apply_each_migration_once(state_url):
+def _at_once(work, threads: int) -> tuple[list, list[Exception]]:
+    """Run `work` on several threads at once; return its results and the exceptions it raised."""
     results, errors = [], []
 
     def run():
         try:
-            results.append(migrate(connect(*state_url)))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            results.append(work())
+        except Exception as exc:  # noqa: BLE001 - returned to the test, which asserts on them
             errors.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
         thread.start()
-    for thread in threads:
+    for thread in started:
         thread.join()
+    return results, errors
+
+
+def test_concurrent_runs_apply_each_migration_once(state_url):
+    results, errors = _at_once(lambda: migrate(connect(*state_url)), 4)
     assert errors == []
     applied = sorted(v for result in results for v in result)
     assert applied == [m.version for m in load_migrations()]
@@ -77,18 +83,6 @@ def test_connections_opened_together_on_a_new_sqlite_file_all_succeed(tmp_path):
     """Switching a new file to write-ahead logging is refused at once while another connection opens it."""
     for attempt in range(30):
         url = f"sqlite:///{tmp_path}/fresh-{attempt}.db"
-        errors = []
-
-        def open_it(url=url, errors=errors):
-            try:
-                connect(url).close()
-            except Exception as exc:  # noqa: BLE001 - collected and asserted below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=open_it) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _, errors = _at_once(lambda url=url: connect(url).close(), 6)
         assert errors == [], f"attempt {attempt}"
         assert connect(url).query("PRAGMA journal_mode") == [("wal",)]
