@@ -154,7 +154,7 @@ class SqliteBackend(Backend):
         self._use_wal()
         self._conn.execute("PRAGMA synchronous=NORMAL")
         # Large extracts insert into several indexes at random places: a 64 MB page cache and fewer, larger
-        # checkpoints (the log may grow to ~80 MB before its pages are copied back) halve their cost.
+        # checkpoints (the log may grow to ~80 MB before its pages are copied back) make that cheaper.
         self._conn.execute("PRAGMA cache_size=-65536")
         self._conn.execute("PRAGMA wal_autocheckpoint=20000")
         self._conn.execute("PRAGMA foreign_keys=ON")

@@ -197,12 +197,12 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
                 with ThreadPoolExecutor(max_workers=PARALLEL_BOOKS) as pool:
                     rows_of = audience_contacts.groupby("list_id").indices  # each list's row positions
 
-                    def load(book: int, rows: np.ndarray) -> LoadCounts:
+                    def load_rows(book: int, rows: np.ndarray) -> LoadCounts:
                         # a book's rows are copied out when its load starts, not every book's at once
                         return load_book(client, store, account_id, book, audience_contacts.iloc[rows], fields,
                                          context.run.run_id, None if scope is None else scope.keys)
 
-                    loads = [pool.submit(load, book, rows_of.get(list_id, NO_ROWS))
+                    loads = [pool.submit(load_rows, book, rows_of.get(list_id, NO_ROWS))
                              for list_id, book in sorted(address_books.items())]
                     for load in loads:
                         counts.add(load.result())

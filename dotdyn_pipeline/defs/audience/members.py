@@ -7,7 +7,6 @@ Every member row ends in exactly one place: kept, quarantined (with the rule it 
 skipped under one counted reason (see selection.py), and the metadata says how many went where.
 """
 
-import gc
 import os
 import time
 import warnings
@@ -176,7 +175,6 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
         "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
         "dagster/row_count": dg.MetadataValue.int(len(unique.kept)),
     })
-    gc.collect()  # the output's type check left a checked copy in a reference cycle: free it before the next step
     yield dg.AssetCheckResult(
         check_name=QUALITY_CHECK, passed=share <= MAX_QUARANTINE_SHARE, severity=dg.AssetCheckSeverity.ERROR,
         description=f"{quarantined_rows} of {checked} checked rows quarantined ({share:.1%}); "

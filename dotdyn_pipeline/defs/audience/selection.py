@@ -41,7 +41,8 @@ def apply_consent(members: pd.DataFrame, *, opted_out: Set[str], unsubscribed: S
     left_list = pd.Series(False, index=members.index)
     for list_id, addresses in (list_unsubscribed or {}).items():
         left_list |= (members["list_id"] == list_id) & keys.isin(addresses).fillna(False)
-    reason = pd.Series(pd.NA, index=members.index, dtype="string")  # the first rule a row breaks, in order
+    # Each rule overwrites the ones before it, so a row ends with the first reason of SKIP_REASONS it breaks.
+    reason = pd.Series(pd.NA, index=members.index, dtype="string")
     for name, mask in (("unsubscribed", keys.isin(unsubscribed).fillna(False) | left_list),
                        ("opted_out", keys.isin(opted).fillna(False)), ("inactive", ~members["active"])):
         reason = reason.mask(mask.to_numpy(), name)
