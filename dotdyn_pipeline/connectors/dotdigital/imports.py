@@ -283,14 +283,17 @@ class Importer:
         return min(self._step, self.config.poll_max)
 
     def _finished_at(self, answered: float) -> float | None:
-        """When the backlog probably ended, its last import seen Finished in a poll `answered` (None: unknown)."""
-        if self._running_seen is not None:  # it ended between the last NotFinished answer and this one
-            # After close looks, the later end: a plan should be a little late rather than early. After a
-            # backoff, nearer the earlier end: if that proves early, the close looks that follow are sharp.
-            weight = 1.0 if self._close else OPTIMISM
-            return self._running_seen + weight * (answered - self._running_seen)
-        # it ended before the first look: at least this fast (only worth knowing when nothing better is)
-        return answered if self.throughput.bytes_per_second is None else None
+        """When the backlog probably ended, its last import seen Finished in a poll `answered` (None: unknown).
+
+        A backlog done before its first look teaches nothing: the server was at least that fast, and a plan
+        made from a bound that loose would look at a large import long after it ended."""
+        if self._running_seen is None:
+            return None
+        # It ended between the last NotFinished answer and this one. After close looks, take the later end: a
+        # plan should be a little late rather than early. After a backoff, nearer the earlier end: if that
+        # proves early, the close looks that follow are sharp.
+        weight = 1.0 if self._close else OPTIMISM
+        return self._running_seen + weight * (answered - self._running_seen)
 
     def _resolve(self, pending: _Pending, status: str) -> None:
         """Fetch the report (and faults) of a resolved import; failures become ImportFailed."""

@@ -173,6 +173,19 @@ def test_a_new_client_polls_once_per_import_from_its_third_backlog() -> None:
     assert 30.0 <= server.polled_at[0] <= 33.0, "and it looks within 10% of the end"
 
 
+def test_an_import_done_before_its_first_look_teaches_nothing_so_a_large_one_after_it_is_not_looked_at_late(
+) -> None:
+    """A small first import says only that the server was at least that fast: planning the next, large one by
+    that bound would look at it long after it ended (poll_max later). The large one is polled by backoff."""
+    throughput = Throughput()
+    _run(ScriptedServer(seconds_per_import=1.0), _chunks(1), _config(), throughput)
+    assert throughput.bytes_per_second is None
+    server = ScriptedServer(seconds_per_import=40.0)
+    _run(server, _chunks(1, rows=2_000), _config(poll_factor=1.25), throughput)
+    assert server.now <= 40.0 * 1.25 + 1e-9, "the finish is seen within the backoff's share of the time run"
+    assert throughput.bytes_per_second is not None, "and its end, seen between two looks, teaches the rate"
+
+
 def test_active_imports_stay_within_the_limit() -> None:
     server = ScriptedServer(seconds_per_import=5)
     result = _run(server, _chunks(7), _config(max_active_imports=2))
