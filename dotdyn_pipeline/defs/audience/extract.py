@@ -9,14 +9,14 @@ A lease keeps two runs (of two accounts) from extracting the same table at once.
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
-from dotdyn_pipeline.connectors.dataverse.client import WATERMARK
+from dotdyn_pipeline.connectors.dataverse.client import WATERMARK, ChangePage
 from dotdyn_pipeline.defs.ahead import read_ahead
 from dotdyn_pipeline.defs.audience.changes import mark_page, reset
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
@@ -28,6 +28,10 @@ PERSON_TABLES = ("contact", "lead", "account")
 PERSON_COLUMNS = ("emailaddress1", "donotbulkemail", "donotemail", "statecode", "modifiedon")
 EXTRACT_LEASE_TTL = timedelta(hours=2)
 EXTRACT_LEASE_WAIT = 3 * 3600.0
+#: Rows written to the mirror per transaction. Its indexes take keys at random places and a commit writes every
+#: page it touched, so larger commits write much less (a million contacts: 29 s of upserts by pages of 5,000,
+#: about 19 s by 50,000). An interrupted extract reads again from its saved cursor, so nothing needs smaller.
+ROWS_PER_COMMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,8 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
             context.log.warning("%s: full read instead of changes: %s", name, read.fallback)
         stamp = datetime.now(UTC).isoformat()
         changed = deleted = pages = marked = 0
-        for page in read_ahead(read):  # the next pages arrive while this one is written to the mirror
+        # the next pages arrive while this one is written to the mirror
+        for page in in_transactions(store, read_ahead(read), ROWS_PER_COMMIT):
             pages += 1
             rows = [table.to_mirror(row) for row in page.rows]
             if read.mode != "full":
@@ -135,6 +140,23 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
         "dataverse_requests": dg.MetadataValue.int(sum(n for k, n in calls.items() if not k.startswith("retry:"))),
         "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
     })
+
+
+def in_transactions(store: StateStore, pages: Iterable[ChangePage], rows_per_commit: int
+                    ) -> Iterator[ChangePage]:
+    """Yield `pages`, so that what is written meanwhile commits about every `rows_per_commit` rows (and rolls back,
+    with the uncommitted rest, when the reader stops with an error)."""
+    pages = iter(pages)
+    while True:
+        with store.backend.transaction():
+            written = 0
+            for page in pages:
+                yield page
+                written += len(page.rows) + len(page.deleted)
+                if written >= rows_per_commit:
+                    break
+            else:
+                return
 
 
 def extract_asset(table: CrmTable, deps: tuple[str, ...] = ()) -> dg.AssetsDefinition:
