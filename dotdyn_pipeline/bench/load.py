@@ -114,7 +114,7 @@ def measure(contract: dict[str, Any], count: int, chunk_bytes: int, transport: s
     min_calls = 3 * chunks + sum(1 for o in result.outcomes if o.report.fault_count)
     with connect(_config(contract, accounts[-1], chunk_bytes, transport)) as setup:
         setup.ensure_data_fields(FIELDS)  # so that the floor's server types the same ten fields
-    floor_seconds = floor(contract, accounts[-1], contacts(count, rounds - 1), COLUMNS, chunk_bytes)
+    floor_seconds = floor(contract, accounts[-1], [contacts(count, rounds - 1)], COLUMNS, chunk_bytes)
     return {
         "rows": result.rows, "seconds": seconds, "rows_per_s": round(result.rows / seconds),
         "calls": calls, "min_calls": min_calls, "chunks": chunks, "peak_rss_mb": peak,
@@ -124,28 +124,34 @@ def measure(contract: dict[str, Any], count: int, chunk_bytes: int, transport: s
     }
 
 
-def floor(contract: dict[str, Any], account: dict[str, Any], rows: Iterable[Mapping[str, Any]],
+def floor(contract: dict[str, Any], account: dict[str, Any], books: Iterable[Iterable[Mapping[str, Any]]],
           columns: list[str], chunk_bytes: int) -> float:
-    """Seconds to upload the CSV bytes of `rows` with bare httpx and poll every import until it is finished."""
+    """Seconds to upload the CSV bytes of each of `books` (rows for one address book each) into a new book with
+    bare httpx, and poll every import until it is finished."""
     with tempfile.TemporaryDirectory(prefix="dotdyn-floor-") as directory:
-        files = []
-        for index, chunk in enumerate(csv_chunks(rows, columns, chunk_bytes)):
-            path = Path(directory) / f"chunk{index}.csv"
-            path.write_bytes(chunk.data)
-            files.append(path)
+        files: list[list[Path]] = []
+        for number, rows in enumerate(books):
+            files.append([])
+            for index, chunk in enumerate(csv_chunks(rows, columns, chunk_bytes)):
+                path = Path(directory) / f"book{number}-chunk{index}.csv"
+                path.write_bytes(chunk.data)
+                files[-1].append(path)
         auth = (account["api_user"], account["api_password"])
         verify = tls_verify(contract["ca_cert"])
         with httpx.Client(base_url=contract["dotdigital_url"], auth=auth, verify=verify, timeout=600) as http:
-            book = http.post("/v2/address-books", json={"name": f"bench-floor-{uuid.uuid4().hex[:8]}"})
-            book.raise_for_status()
-            path_of_import = f"/v2/address-books/{book.json()['id']}/contacts/import"
+            targets = []
+            for paths in files:
+                book = http.post("/v2/address-books", json={"name": f"bench-floor-{uuid.uuid4().hex[:8]}"})
+                book.raise_for_status()
+                targets.append((f"/v2/address-books/{book.json()['id']}/contacts/import", paths))
             start = time.perf_counter()
             ids = []
-            for path in files:
-                response = http.post(path_of_import, content=_file_media(path),
-                                     headers={"Content-Type": "application/json"})
-                response.raise_for_status()
-                ids.append(response.json()["id"])
+            for path_of_import, paths in targets:
+                for path in paths:
+                    response = http.post(path_of_import, content=_file_media(path),
+                                         headers={"Content-Type": "application/json"})
+                    response.raise_for_status()
+                    ids.append(response.json()["id"])
             while ids:
                 if http.get(f"/v2/contacts/import/{ids[0]}").json()["status"] == "Finished":
                     ids.pop(0)
