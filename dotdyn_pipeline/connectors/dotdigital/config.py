@@ -31,7 +31,7 @@ class DotdigitalConfig:
     import_chunk_bytes: int = DEFAULT_IMPORT_CHUNK_BYTES
     max_active_imports: int = 10  # imports in progress at once (the account allows 25 across all clients)
     poll_initial: float = 2.0  # seconds before the first import-status poll, until a throughput is learned
-    poll_factor: float = 1.25  # backoff between import-status polls, relative to how long the imports have run
+    poll_factor: float = 1.1  # backoff between import-status polls, relative to how long the imports have run
     poll_max: float = 30.0
     import_timeout: float = 6 * 3600.0  # give up waiting for one import after this long
     quota_wait: float = 600.0  # wait after ERROR_APIUSAGE_EXCEEDED when no reset time is given
