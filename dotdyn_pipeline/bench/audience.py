@@ -10,12 +10,10 @@ contacts changes in Dynamics and the flow runs again (incremental_seconds, incre
 import argparse
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from dotdyn_pipeline.bench import extract, load
 from dotdyn_pipeline.bench.measure import peak_rss_mb, stopwatch
@@ -23,6 +21,7 @@ from dotdyn_pipeline.connectors.dataverse import DataverseClient, DataverseConfi
 from dotdyn_pipeline.connectors.dataverse.odata import query
 from dotdyn_pipeline.connectors.http import tls_verify
 from dotdyn_pipeline.defs.audience.contacts import CONTACT_COLUMNS
+from dotdyn_pipeline.defs.audience.load import import_rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,7 +106,7 @@ def measure(contract: dict[str, Any], home: Path, change_share: float) -> dict[s
         store.close()
         read_floor = sum(extract._floor(url, token, config, 5000)[0] for url in urls)
         fields = [c for c in contacts.columns if c not in CONTACT_COLUMNS]
-        books = (_book_rows(rows, fields) for _, rows in contacts.groupby("list_id"))  # what each book was sent
+        books = (import_rows(rows, fields) for _, rows in contacts.groupby("list_id"))  # what each book was sent
         upload_floor = load.floor(contract, account, books, ["Email", *fields], load.DEFAULT_IMPORT_CHUNK_BYTES)
 
         with httpx.Client(base_url=contract["control_url"], verify=tls_verify(contract["ca_cert"]),
@@ -129,11 +128,6 @@ def measure(contract: dict[str, Any], home: Path, change_share: float) -> dict[s
         "incremental_rows_sent": incremental["address_book_members"]["rows_sent"],
         "asset_seconds": _durations(facts), "incremental_asset_seconds": _durations(incremental),
     }
-
-
-def _book_rows(rows: pd.DataFrame, fields: list[str]) -> Iterator[dict[str, Any]]:
-    for email, *values in rows[["email", *fields]].fillna("").itertuples(index=False):
-        yield {"Email": email, **dict(zip(fields, values, strict=True))}
 
 
 def _durations(facts: dict[str, dict]) -> dict[str, float]:

@@ -82,7 +82,8 @@ def plan_book(wanted: pd.DataFrame, sent: pd.DataFrame) -> BookPlan:
                     unchanged=int((~send).sum()))
 
 
-def _import_rows(frame: pd.DataFrame, fields: list[str]) -> Iterator[dict[str, Any]]:
+def import_rows(frame: pd.DataFrame, fields: list[str]) -> Iterator[dict[str, Any]]:
+    """The import file's rows for `frame`'s contacts: Email, then each data field ('' where it has no value)."""
     for row in zip(*(frame[name] for name in ["email", *fields]), strict=True):  # no copy of the columns
         yield {"Email": row[0], **{name: ("" if pd.isna(value) else value) for name, value in zip(fields, row[1:],
                                                                                                   strict=True)}}
@@ -130,7 +131,7 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
     faults = []
     if not send.empty:
         try:
-            result = client.import_contacts(book, _import_rows(send, fields), ["Email", *fields])
+            result = client.import_contacts(book, import_rows(send, fields), ["Email", *fields])
         except ImportFailed as failed:
             _record_imports(store, account, book, run_id, failed.completed)
             store.record_import(ImportJob(failed.import_id, account, book, failed.import_status, failed.rows,
