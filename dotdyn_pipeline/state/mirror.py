@@ -15,6 +15,8 @@ import pandas as pd
 from dotdyn_pipeline.state.backend import Backend
 
 _IN_CHUNK = 500  # ids per IN (...) list: well under both databases' parameter limits
+#: Compact JSON, kept as read; one encoder for every row (json.dumps would build one per call).
+_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _now() -> str:
@@ -60,7 +62,7 @@ class CrmMirror:
             "parent_id = excluded.parent_id, ref_id = excluded.ref_id, email_key = excluded.email_key, "
             "opted_out = excluded.opted_out, data = excluded.data, extracted_at = excluded.extracted_at",
             ((crm_table, r.crm_id, r.parent_id, r.ref_id, r.email_key, int(r.opted_out),
-              json.dumps(r.data, separators=(",", ":"), ensure_ascii=False), stamp) for r in rows))
+              _to_json(r.data), stamp) for r in rows))
 
     def delete(self, crm_table: str, crm_ids: Iterable[str]) -> int:
         return self.backend.executemany("DELETE FROM crm_record WHERE crm_table = ? AND crm_id = ?",
@@ -105,14 +107,15 @@ class CrmMirror:
     def members(self, link_table: str, parent_ids: Sequence[str],
                 record_tables: Sequence[str]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
         """(parent id, record table, record id, record data) for every link row of the given parents whose
-        record is in the mirror (links to records the mirror does not hold are not returned)."""
+        record is in the mirror (links to records the mirror does not hold are not returned), by parent and
+        record id: the order of the parent index, so nothing is sorted."""
         tables = ", ".join("?" for _ in record_tables)
         for chunk in chunks(list(parent_ids)):
             marks = ", ".join("?" for _ in chunk)
             rows = self.backend.stream(
                 f"SELECT m.parent_id, r.crm_table, r.crm_id, r.data FROM crm_record m JOIN crm_record r "
                 f"ON r.crm_id = m.ref_id AND r.crm_table IN ({tables}) "
-                f"WHERE m.crm_table = ? AND m.parent_id IN ({marks}) ORDER BY m.parent_id, r.crm_table, r.crm_id",
+                f"WHERE m.crm_table = ? AND m.parent_id IN ({marks}) ORDER BY m.parent_id, m.ref_id",
                 [*record_tables, link_table, *chunk])
             for parent, table, crm_id, data in rows:
                 yield parent, table, crm_id, json.loads(data)

@@ -14,15 +14,18 @@ def test_mirror_joins_list_members_to_their_records(store):
     mirror = store.mirror
     mirror.upsert("contact", [MirrorRow("c1", {"fullname": "Ann"}, "ann@example.com"),
                               MirrorRow("c2", {"fullname": "Bob"}, "bob@example.com", opted_out=True)])
-    mirror.upsert("lead", [MirrorRow("l1", {"fullname": "Cy"}, "cy@example.com")])
+    mirror.upsert("lead", [MirrorRow("l1", {"fullname": "Cy"}, "cy@example.com"),
+                           MirrorRow("a0", {"fullname": "Di"}, "di@example.com")])
     mirror.upsert("listmember", [MirrorRow("m1", {}, parent_id="L1", ref_id="c1"),
+                                 MirrorRow("m0", {}, parent_id="L1", ref_id="a0"),
                                  MirrorRow("m2", {}, parent_id="L1", ref_id="l1"),
                                  MirrorRow("m3", {}, parent_id="L2", ref_id="c2"),
                                  MirrorRow("m4", {}, parent_id="L1", ref_id="unknown")])
     members = list(mirror.members("listmember", ["L1"], ["contact", "lead", "account"]))
-    assert [(p, t, i, d["fullname"]) for p, t, i, d in members] == [("L1", "contact", "c1", "Ann"),
-                                                                     ("L1", "lead", "l1", "Cy")]
-    assert mirror.link_count("listmember", ["L1"]) == 3  # the member whose record is unknown still counts
+    # by list, then record id, whatever the record's table
+    assert [(p, t, i, d["fullname"]) for p, t, i, d in members] == [
+        ("L1", "lead", "a0", "Di"), ("L1", "contact", "c1", "Ann"), ("L1", "lead", "l1", "Cy")]
+    assert mirror.link_count("listmember", ["L1"]) == 4  # the member whose record is unknown still counts
     some = mirror.members_with_keys("listmember", ["L1", "L2"], ["contact", "lead"],
                                     ["cy@example.com", "bob@example.com"])
     assert sorted((p, t, i) for p, t, i, _ in some) == [("L1", "lead", "l1"), ("L2", "contact", "c2")]
@@ -31,12 +34,12 @@ def test_mirror_joins_list_members_to_their_records(store):
     mirror.upsert("contact", [MirrorRow("c2", {"fullname": "Bob"}, "bob@example.com", opted_out=False)])
     mirror.delete("listmember", ["m1"])
     assert mirror.opted_out_keys() == set()
-    assert [i for _, _, i, _ in mirror.members("listmember", ["L1", "L2"], ["contact", "lead"])] == ["l1", "c2"]
+    assert [i for _, _, i, _ in mirror.members("listmember", ["L2", "L1"], ["contact", "lead"])] == ["a0", "l1", "c2"]
     assert mirror.count("contact") == 2
     # a full read re-stamps what it sees; what it did not see was deleted meanwhile
     mirror.upsert("contact", [MirrorRow("c1", {"fullname": "Ann"}, "ann@example.com")], stamp="9999-01-01")
     assert mirror.delete_unseen("contact", "9999-01-01") == 1
-    assert [r["fullname"] for r in mirror.rows("contact")] == ["Ann"] and mirror.count("lead") == 1
+    assert [r["fullname"] for r in mirror.rows("contact")] == ["Ann"] and mirror.count("lead") == 2
 
 
 def test_mirror_keeps_unicode_data_as_read(store):
