@@ -68,10 +68,14 @@ def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
                  mappings: list[DataMapping]) -> pd.DataFrame:
     """One row per (list, record), built column by column so a million members stay compact."""
     fields = sorted({m.field for m in mappings})
-    by_entity: dict[str, list[DataMapping]] = {}
-    for mapping in mappings:
-        by_entity.setdefault(mapping.entity, []).append(mapping)
     columns: dict[str, list[Any]] = {name: [] for name in [*BASE_COLUMNS, *fields]}
+    sources: dict[str, dict[str, str]] = {}  # entity -> field -> attribute (the last mapping of a field wins)
+    for mapping in mappings:
+        sources.setdefault(mapping.entity, {})[mapping.field] = mapping.attribute
+    # for each entity, every field column with the attribute that fills it (None: no value for this entity)
+    fill = {entity: [(columns[name], attributes.get(name)) for name in fields]
+            for entity, attributes in sources.items()}
+    unmapped = [(columns[name], None) for name in fields]
     tables, crm_ids, raw, bulk, never, active, modified = (columns[name] for name in BASE_COLUMNS[1:])
     lists = columns["list_id"]
     shared: dict[Any, Any] = {}  # one object per distinct value: lists, tables, cities... are held once
@@ -84,10 +88,9 @@ def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
         never.append(bool(data.get("donotemail")))
         active.append(data.get("statecode", 0) == 0)
         modified.append(data.get("modifiedon"))
-        values = {m.field: data.get(m.attribute) for m in by_entity.get(table, ())}
-        for name in fields:
-            value = values.get(name)
-            columns[name].append(shared.setdefault(value, value) if type(value) is str else value)
+        for column, attribute in fill.get(table, unmapped):
+            value = data.get(attribute)
+            column.append(shared.setdefault(value, value) if type(value) is str else value)
     # Column by column, each list let go once it is an array, and no copy into one block: built from all the
     # lists at once, a frame holds two more copies of them at its peak. Text stays text with no member in scope.
     frame = pd.DataFrame({name: pd.Series(columns.pop(name), dtype=object if name in TEXT_COLUMNS else None)
