@@ -13,25 +13,29 @@ EMAIL_PATTERN = rf"{_LOCAL_ATOM}(?:\.{_LOCAL_ATOM})*@(?:{_DOMAIN_LABEL}\.)+[A-Za
 EMAIL_RE = re.compile(EMAIL_PATTERN)
 MAX_EMAIL_LENGTH = 254
 MAX_LOCAL_LENGTH = 64
+#: The pattern, with the local part (everything before the first @, which it cannot contain) at most 64 long.
+_VALID_RE = re.compile(rf"(?=[^@]{{1,{MAX_LOCAL_LENGTH}}}@){EMAIL_PATTERN}")
 
 
 def normalise_emails(raw: pd.Series) -> pd.Series:
-    """Trim and lower-case the domain; the local part keeps its case. Missing stays missing."""
-    text = raw.astype("string").str.strip()
-    parts = text.str.rsplit("@", n=1, expand=True)
-    if parts.shape[1] < 2:  # no value has an @: nothing to lower-case
-        return text
-    has_domain = parts[1].notna()
-    return _reuse_equal(text.where(~has_domain, parts[0] + "@" + parts[1].str.lower()), text)
+    """Trim and lower-case the domain; the local part keeps its case. Missing stays missing. An address already
+    in form is kept as the same string object (a million copies would be held for nothing)."""
+    return pd.Series([value if value is pd.NA else _normalise(value)
+                      for value in raw.astype("string").to_numpy(dtype=object)], index=raw.index, dtype="string")
+
+
+def _normalise(address: str) -> str:
+    address = address.strip()
+    local, at, domain = address.rpartition("@")
+    lowered = domain.lower()
+    return address if not at or lowered == domain else f"{local}@{lowered}"
 
 
 def valid_email(emails: pd.Series) -> pd.Series:
     """True where the (normalised) address is syntactically valid and within the length limits."""
     text = emails.astype("string")
-    local = text.str.rsplit("@", n=1).str[0]
-    return (text.str.fullmatch(EMAIL_PATTERN).fillna(False)
-            & (text.str.len() <= MAX_EMAIL_LENGTH).fillna(False)
-            & (local.str.len() <= MAX_LOCAL_LENGTH).fillna(False)).astype(bool)
+    return (text.str.fullmatch(_VALID_RE).fillna(False)
+            & (text.str.len() <= MAX_EMAIL_LENGTH).fillna(False)).astype(bool)
 
 
 def address_key(email: str | None) -> str | None:

@@ -22,6 +22,7 @@ GUID = "1d00fd12-c041-4d4f-86bb-7f8aabed2996"
     ("ann@example", "ann@example", False),
     ("ann@exa mple.com", "ann@exa mple.com", False),
     ("ann..smith@example.com", "ann..smith@example.com", False),
+    ("a" * 64 + "@Example.com", "a" * 64 + "@example.com", True),
     ("a" * 65 + "@example.com", "a" * 65 + "@example.com", False),
     ("chloé@example.com", "chloé@example.com", False),
 ])
@@ -29,6 +30,12 @@ def test_emails_are_trimmed_domain_lowercased_and_checked(raw, normalised, valid
     result = normalise_emails(pd.Series([raw]))
     assert result.iloc[0] == normalised
     assert bool(valid_email(result).iloc[0]) is valid
+
+
+def test_an_address_in_form_is_kept_as_the_same_string():
+    raw = pd.Series(["ann@example.com", "Bob@EXAMPLE.com"], dtype="string")
+    result = normalise_emails(raw)
+    assert result.iloc[0] is raw.iloc[0] and result.iloc[1] == "Bob@example.com"
 
 
 def test_missing_email_stays_missing():
