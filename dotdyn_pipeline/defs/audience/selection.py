@@ -52,9 +52,10 @@ def apply_consent(members: pd.DataFrame, *, opted_out: Set[str], unsubscribed: S
 
 def one_per_email(members: pd.DataFrame) -> Selection:
     """Keep one row per (list, address), by PRECEDENCE; the others are `duplicate_email`."""
-    order = pd.DataFrame({"list_id": members["list_id"], "_key": email_key(members["email"]),
-                          "_rank": members["crm_table"].map(PRECEDENCE), "_modified": members["modifiedon"],
-                          "crm_id": members["crm_id"]})  # the sort keys only: the data fields stay put
+    keys = pd.DataFrame({"list_id": members["list_id"], "_key": email_key(members["email"])})
+    shared = keys.duplicated(keep=False).to_numpy()  # only rows sharing an address are ranked (and sorted)
+    order = pd.DataFrame({**keys[shared], "_rank": members.loc[shared, "crm_table"].map(PRECEDENCE),
+                          "_modified": members.loc[shared, "modifiedon"], "crm_id": members.loc[shared, "crm_id"]})
     order = order.sort_values(["list_id", "_key", "_rank", "_modified", "crm_id"],
                               ascending=[True, True, True, False, True], na_position="last", kind="stable")
     loser = order.duplicated(subset=["list_id", "_key"], keep="first")
