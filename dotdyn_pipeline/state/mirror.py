@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -35,9 +35,9 @@ def rows_in(backend: Backend, sql: str, params: Sequence[Any], values: Iterable[
         yield from backend.query(sql.format(marks=", ".join("?" for _ in chunk)), [*params, *chunk])
 
 
-@dataclass(frozen=True)
-class MirrorRow:
-    """One CRM row as the mirror keeps it."""
+class MirrorRow(NamedTuple):
+    """One CRM row as the mirror keeps it (a tuple: an extract makes millions, four times faster than a frozen
+    dataclass)."""
 
     crm_id: str
     data: dict[str, Any]
