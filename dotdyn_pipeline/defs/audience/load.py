@@ -82,11 +82,19 @@ def plan_book(wanted: pd.DataFrame, sent: pd.DataFrame) -> BookPlan:
                     unchanged=int((~send).sum()))
 
 
-def import_rows(frame: pd.DataFrame, fields: list[str]) -> Iterator[dict[str, Any]]:
-    """The import file's rows for `frame`'s contacts: Email, then each data field ('' where it has no value)."""
-    for row in zip(*(frame[name] for name in ["email", *fields]), strict=True):  # no copy of the columns
-        yield {"Email": row[0], **{name: ("" if pd.isna(value) else value) for name, value in zip(fields, row[1:],
-                                                                                                  strict=True)}}
+def import_rows(frame: pd.DataFrame, fields: list[str], slice_rows: int = 50_000) -> Iterator[dict[str, Any]]:
+    """The import file's rows for `frame`'s contacts: Email, then each data field ('' where it has no value).
+    Missing values are blanked column by column, a slice of rows at a time (so a book's columns are never
+    copied whole)."""
+    columns = ["Email", *fields]
+    for start in range(0, len(frame), slice_rows):
+        part = frame.iloc[start:start + slice_rows]
+        values = [part["email"].to_numpy(dtype=object)]
+        for name in fields:
+            column = part[name].to_numpy(dtype=object)
+            values.append(np.where(pd.isna(column), "", column))
+        for row in zip(*values, strict=True):
+            yield dict(zip(columns, row, strict=True))
 
 
 def _contact_id(client: DotdigitalClient, known: Any, email: str) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dotdyn_pipeline.defs.audience.load import plan_book
+from dotdyn_pipeline.defs.audience.load import import_rows, plan_book
 from dotdyn_pipeline.state.mirror import BOOK_MEMBER_COLUMNS
 
 
@@ -50,3 +50,18 @@ def test_an_empty_book_gets_everyone():
     wanted = _wanted([("L", "contact", f"c{i}", f"p{i}@example.com", f"p{i}@example.com", "f") for i in range(3)])
     plan = plan_book(wanted, _sent([]))
     assert len(plan.send) == 3 and plan.remove.empty and plan.moved.empty
+
+
+def test_import_rows_blank_missing_values_of_any_type_across_slices():
+    frame = pd.DataFrame({
+        "email": ["a@example.com", "b@example.com", "c@example.com"],
+        "CITY": pd.Series(["Leeds", None, "York"], dtype="string"),
+        "SCORE": [1.5, float("nan"), 3.0],
+        "KIDS": pd.array([2, None, 0], dtype="Int64"),
+    })
+    before = frame.copy()
+    rows = list(import_rows(frame, ["CITY", "SCORE", "KIDS"], slice_rows=2))
+    assert rows == [{"Email": "a@example.com", "CITY": "Leeds", "SCORE": 1.5, "KIDS": 2},
+                    {"Email": "b@example.com", "CITY": "", "SCORE": "", "KIDS": ""},
+                    {"Email": "c@example.com", "CITY": "York", "SCORE": 3.0, "KIDS": 0}]
+    pd.testing.assert_frame_equal(frame, before)  # the frame's own columns are not blanked
