@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -182,9 +181,9 @@ class CrmMirror:
 BOOK_MEMBER_COLUMNS = ["email_key", "crm_table", "crm_id", "fingerprint", "dotdigital_contact_id"]
 
 
-@dataclass(frozen=True)
-class BookMember:
-    """A person in an address book as last sent: whose record, and a fingerprint of what was sent."""
+class BookMember(NamedTuple):
+    """A person in an address book as last sent: whose record, and a fingerprint of what was sent (a tuple, as
+    a load saves one per person sent)."""
 
     email_key: str
     crm_table: str
