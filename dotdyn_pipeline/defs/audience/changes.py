@@ -7,6 +7,7 @@ An account's sync takes the addresses marked, or touched in its unsubscribe ledg
 (`scope_for`) and, once its load has finished, moves its cursor there (`finish`).
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,12 +38,15 @@ class Scope:
         return self.keys is None
 
     def to_attr(self) -> dict:
-        return {"keys": None if self.keys is None else sorted(self.keys), "upto": self.upto, "reason": self.reason}
+        """The scope as frame attrs. The addresses are one JSON text: pandas deep-copies a frame's attrs on
+        every operation, and a list of ten thousand addresses cost a sync seconds of copies."""
+        return {"keys": None if self.keys is None else json.dumps(sorted(self.keys)), "upto": self.upto,
+                "reason": self.reason}
 
     @classmethod
     def from_attr(cls, attr: dict) -> "Scope":
         keys = attr["keys"]
-        return cls(None if keys is None else frozenset(keys), attr["upto"], attr["reason"])
+        return cls(None if keys is None else frozenset(json.loads(keys)), attr["upto"], attr["reason"])
 
 
 def mark_page(store: StateStore, crm_table: str, rows: Sequence[MirrorRow], deleted: Sequence[str],
