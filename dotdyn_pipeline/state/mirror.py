@@ -72,6 +72,10 @@ class CrmMirror:
         return self.backend.execute("DELETE FROM crm_record WHERE crm_table = ? AND extracted_at < ?",
                                     (crm_table, stamp))
 
+    def holds_any(self, crm_table: str) -> bool:
+        """Whether the mirror holds any row of `crm_table`."""
+        return bool(self.backend.query("SELECT 1 FROM crm_record WHERE crm_table = ? LIMIT 1", (crm_table,)))
+
     def count(self, crm_table: str) -> int:
         return self.backend.query("SELECT COUNT(*) FROM crm_record WHERE crm_table = ?", (crm_table,))[0][0]
 

@@ -146,6 +146,19 @@ def test_leaving_the_list_or_opting_out_removes_from_the_book(world, pipeline, f
     _assert_books_match(world, account)
 
 
+def test_a_deletion_the_change_tracking_lost_is_swept_by_the_full_read_that_follows(world, pipeline, first_sync):
+    account = pipeline.accounts[0]
+    _, leaver = _a_loaded_member(world, account)
+    member = next(m for m in world.rows("listmembers") if m["_entityid_value"] == leaver["contactid"])
+    world.delete_row("listmembers", member["listmemberid"])
+    world.http.post("/dataverse/delta-tokens/expire").raise_for_status()  # the delta that held the deletion is gone
+    result = pipeline.sync(account)
+    assert result.success
+    extract = facts(result)["crm_list_members"]
+    assert extract["read_mode"] == "full" and extract["rows_deleted"] >= 1, "the unseen link is swept from the mirror"
+    _assert_books_match(world, account)
+
+
 def test_faults_on_both_sides_end_in_the_same_state(world, pipeline, first_sync):
     account = pipeline.accounts[1]
     _, changed = _a_loaded_member(world, account)

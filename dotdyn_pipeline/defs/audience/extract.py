@@ -111,6 +111,9 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
         if read.fallback:
             context.log.warning("%s: full read instead of changes: %s", name, read.fallback)
         stamp = datetime.now(UTC).isoformat()
+        # a full read sweeps away the rows it did not see; into an empty mirror there can be none (and the sweep
+        # reads every row: 5 s for a million)
+        sweep = read.mode == "full" and store.mirror.holds_any(name)
         changed = deleted = pages = marked = 0
         # the next pages arrive while this one is written to the mirror
         for page in in_transactions(store, read_ahead(read), ROWS_PER_COMMIT):
@@ -120,8 +123,9 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
                 marked += mark_page(store, name, rows, page.deleted, PERSON_TABLES, LIST_MEMBERS.logical_name)
             changed += store.mirror.upsert(name, rows, stamp)
             deleted += store.mirror.delete(name, page.deleted)
-        if read.mode == "full":
+        if sweep:
             deleted += store.mirror.delete_unseen(name, stamp)
+        if read.mode == "full":
             reset(store)  # the read says nothing of what changed: every account looks at every address
         by_watermark = (read.cursor or "").startswith(WATERMARK)
         store.save_cursor(ORG_SCOPE, name, delta_link=None if by_watermark else read.cursor,
