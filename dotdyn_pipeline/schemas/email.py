@@ -10,7 +10,6 @@ _LOCAL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOMAIN_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 #: A practical subset of RFC 5322: dot-atoms on both sides, a top-level domain of letters.
 EMAIL_PATTERN = rf"{_LOCAL_ATOM}(?:\.{_LOCAL_ATOM})*@(?:{_DOMAIN_LABEL}\.)+[A-Za-z]{{2,63}}"
-EMAIL_RE = re.compile(EMAIL_PATTERN)
 MAX_EMAIL_LENGTH = 254
 MAX_LOCAL_LENGTH = 64
 #: The pattern, with the local part (everything before the first @, which it cannot contain) at most 64 long.
@@ -29,6 +28,11 @@ def _normalise(address: str) -> str:
     local, at, domain = address.rpartition("@")
     lowered = domain.lower()
     return address if not at or lowered == domain else f"{local}@{lowered}"
+
+
+def is_valid_address(address: str) -> bool:
+    """One (normalised) address, as `valid_email` judges a column of them."""
+    return len(address) <= MAX_EMAIL_LENGTH and _VALID_RE.fullmatch(address) is not None
 
 
 def valid_email(emails: pd.Series) -> pd.Series:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from dotdyn_pipeline.schemas.email import EMAIL_RE, MAX_EMAIL_LENGTH, address_key
+from dotdyn_pipeline.schemas.email import address_key, is_valid_address
 from dotdyn_pipeline.state import LedgerEntry, StateStore, UnsubscribeEvent
 
 DOTDIGITAL, DYNAMICS = "dotdigital", "dynamics"
@@ -23,7 +23,7 @@ ACCOUNT_SCOPE, BOOK_SCOPE = "account", "address_book"
 def usable_address(email: str | None) -> str | None:
     """The lower-cased address when it is one Dotdigital could hold, else None."""
     key = address_key(email)
-    return key if key and len(key) <= MAX_EMAIL_LENGTH and EMAIL_RE.fullmatch(key) else None
+    return key if key and is_valid_address(key) else None
 
 
 def instant(text: str) -> str:
