@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -122,6 +123,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _sigint_default() -> None:
+    """`dagster dev` stops on SIGTERM by handling it as SIGINT; a shell that started the tests in the background
+    left SIGINT ignored, and SIGTERM would then be ignored too."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_dagster_dev_serves_the_definitions(tmp_path):
     """`dagster dev -w workspace.yaml` starts and its GraphQL API lists the assets."""
     import time
@@ -133,7 +140,7 @@ def test_dagster_dev_serves_the_definitions(tmp_path):
     env.pop("DOTDYN_POSTGRES_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
                              "-p", str(port)], cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True, preexec_fn=_sigint_default)
     query = {"query": "{ assetNodes { assetKey { path } } }"}
     keys: list = []
     try:
@@ -146,6 +153,10 @@ def test_dagster_dev_serves_the_definitions(tmp_path):
             except (httpx.HTTPError, KeyError, TypeError, ValueError):
                 time.sleep(0.5)
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=60)
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # leave nothing running, then fail
+            raise
     assert ["state_store"] in keys
