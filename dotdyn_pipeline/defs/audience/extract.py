@@ -112,7 +112,7 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
             context.log.warning("%s: full read instead of changes: %s", name, read.fallback)
         stamp = datetime.now(UTC).isoformat()
         # a full read sweeps away the rows it did not see; into an empty mirror there can be none (and the sweep
-        # reads every row: 5 s for a million)
+        # reads every row: 1.6 s of a first sync of 300,000 contacts)
         sweep = read.mode == "full" and store.mirror.holds_any(name)
         changed = deleted = pages = marked = 0
         # the next pages arrive while this one is written to the mirror
