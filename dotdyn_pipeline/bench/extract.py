@@ -17,7 +17,7 @@ import httpx
 
 from dotdyn_pipeline.bench.measure import peak_rss_mb, stopwatch
 from dotdyn_pipeline.connectors.dataverse import DataverseClient, DataverseConfig, MsalTokenSource, odata
-from dotdyn_pipeline.connectors.http import tls_verify
+from dotdyn_pipeline.connectors.http import decode_json, tls_verify
 
 #: The columns the audience flow reads from contacts.
 SELECT = ("contactid", "firstname", "lastname", "emailaddress1", "donotbulkemail", "donotemail", "statecode",
@@ -83,7 +83,7 @@ def _floor(first_url: str, token: str, config: DataverseConfig, page_size: int) 
         while url:
             response = http.get(url)
             response.raise_for_status()
-            body = response.json()
+            body = decode_json(response)
             rows += len(body["value"])
             url = body.get("@odata.nextLink")
     return watch.seconds, rows

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+import orjson
 import pandas as pd
 
 from dotdyn_pipeline.state.backend import Backend
 
 _IN_CHUNK = 500  # ids per IN (...) list: well under both databases' parameter limits
-#: Compact JSON, kept as read; one encoder for every row (json.dumps would build one per call).
-_to_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _now() -> str:
@@ -61,7 +59,7 @@ class CrmMirror:
             "parent_id = excluded.parent_id, ref_id = excluded.ref_id, email_key = excluded.email_key, "
             "opted_out = excluded.opted_out, data = excluded.data, extracted_at = excluded.extracted_at",
             ((crm_table, r.crm_id, r.parent_id, r.ref_id, r.email_key, int(r.opted_out),
-              _to_json(r.data), stamp) for r in rows))
+              orjson.dumps(r.data).decode(), stamp) for r in rows))
 
     def delete(self, crm_table: str, crm_ids: Iterable[str]) -> int:
         return self.backend.executemany("DELETE FROM crm_record WHERE crm_table = ? AND crm_id = ?",
@@ -81,7 +79,7 @@ class CrmMirror:
 
     def rows(self, crm_table: str) -> list[dict[str, Any]]:
         """Every row of a (small) table, as read."""
-        return [json.loads(data) for (data,) in self.backend.query(
+        return [orjson.loads(data) for (data,) in self.backend.query(
             "SELECT data FROM crm_record WHERE crm_table = ? ORDER BY crm_id", (crm_table,))]
 
     def opted_out_keys(self, email_keys: Iterable[str] | None = None) -> set[str]:
@@ -96,7 +94,7 @@ class CrmMirror:
         """(table, id, data as read) of every record of `crm_tables` holding each lower-case address."""
         found: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
         for key, table, crm_id, data in sorted(self._by_address(email_keys, crm_tables)):
-            found.setdefault(key, []).append((table, crm_id, json.loads(data)))
+            found.setdefault(key, []).append((table, crm_id, orjson.loads(data)))
         return found
 
     def _by_address(self, email_keys: Iterable[str], crm_tables: Sequence[str]) -> Iterator[tuple[str, str, str, str]]:
@@ -121,7 +119,7 @@ class CrmMirror:
                 f"WHERE m.crm_table = ? AND m.parent_id IN ({marks}) ORDER BY m.parent_id, m.ref_id",
                 [*record_tables, link_table, *chunk])
             for parent, table, crm_id, data in rows:
-                yield parent, table, crm_id, json.loads(data)
+                yield parent, table, crm_id, orjson.loads(data)
 
     def members_with_keys(self, link_table: str, parent_ids: Sequence[str], record_tables: Sequence[str],
                           email_keys: Iterable[str]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
@@ -136,7 +134,7 @@ class CrmMirror:
                                        "AND ref_id IN ({marks})", [link_table], records):
                 if parent in parents:
                     table, data = records[ref]
-                    yield parent, table, ref, json.loads(data)
+                    yield parent, table, ref, orjson.loads(data)
 
     def email_keys(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> set[str]:
         """The addresses the mirror holds for these records (of any of `crm_tables`)."""
@@ -172,7 +170,7 @@ class CrmMirror:
 
     def data_of(self, crm_table: str, crm_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The mirrored data of these records, by id (those the mirror holds)."""
-        return {crm_id: json.loads(data) for crm_id, data in rows_in(
+        return {crm_id: orjson.loads(data) for crm_id, data in rows_in(
             self.backend, "SELECT crm_id, data FROM crm_record WHERE crm_table = ? AND crm_id IN ({marks})",
             [crm_table], crm_ids)}
 

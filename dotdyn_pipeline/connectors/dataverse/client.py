@@ -35,6 +35,7 @@ from dotdyn_pipeline.connectors.http import (
     RetriesExhausted,
     Retry,
     RetryPolicy,
+    decode_json,
     retry_after_seconds,
     send_with_retries,
     tls_verify,
@@ -218,7 +219,7 @@ class DataverseClient:
         """Response bodies from `url` on, following `@odata.nextLink` unchanged."""
         next_url: str | None = url
         while next_url:
-            body = self._send("GET", next_url, kind=kind, headers={"Prefer": prefer}).json()
+            body = decode_json(self._send("GET", next_url, kind=kind, headers={"Prefer": prefer}))
             next_url = body.get("@odata.nextLink")
             yield body
 
