@@ -106,3 +106,20 @@ def test_a_large_query_streams_its_rows_in_pages_and_leaves_the_store_usable(sto
     assert [crm_id for (crm_id,) in rows] == [f"c{i:03d}" for i in range(1, 250)]
     store.mirror.delete("contact", ["c000"])  # no read transaction is left open
     assert store.mirror.count("contact") == 249
+
+
+def test_a_full_sync_finds_the_opted_out_addresses_by_their_index(tmp_path):
+    """On SQLite, the opted-out addresses come from their partial index (sql/0009), not a scan of the mirror."""
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}", "dotdyn")
+    try:
+        store.mirror.upsert("contact", [MirrorRow("c1", {}, "ann@example.com", opted_out=True),
+                                        MirrorRow("c2", {}, "bob@example.com")])
+        statements: list[str] = []
+        store.backend._conn.set_trace_callback(statements.append)
+        assert store.mirror.opted_out_keys() == {"ann@example.com"}
+        store.backend._conn.set_trace_callback(None)
+        [select] = [s for s in statements if s.startswith("SELECT")]
+        plan = " ".join(row[-1] for row in store.backend.query(f"EXPLAIN QUERY PLAN {select}"))
+        assert "USING INDEX crm_record_opted_out" in plan, plan
+    finally:
+        store.close()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from dotdyn_pipeline.connectors.dotdigital.models import DATA_FIELD_TYPES, check_data_field_name
 
 #: The longest String value taken by default (Dotdigital's limit is not documented; see the README).
 DEFAULT_MAX_STRING_LENGTH = 255
-DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 
@@ -45,7 +45,9 @@ def convert(values: pd.Series, field_type: str, max_length: int = DEFAULT_MAX_ST
     if field_type == "Date":
         dates = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
         failed = present & dates.isna()
-        return dates.dt.strftime(DATE_FORMAT).astype("string"), failed, "not_a_date"
+        # ISO text to the second (2024-01-31T00:00:00), written by numpy: strftime took 8 times as long
+        text = np.datetime_as_string(dates.dt.tz_localize(None).to_numpy(), unit="s")
+        return pd.Series(text, index=values.index, dtype="string").mask(dates.isna()), failed, "not_a_date"
     if field_type == "Boolean":
         lowered = values.map(lambda v: str(v).strip().lower(), na_action="ignore")
         text = lowered.map(lambda v: "true" if v in _TRUE else "false" if v in _FALSE else None, na_action="ignore")

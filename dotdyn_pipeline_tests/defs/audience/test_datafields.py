@@ -10,8 +10,9 @@ from dotdyn_pipeline.defs.audience.datafields import convert, convert_frame, dat
 
 @pytest.mark.parametrize(("field_type", "values", "expected", "failed"), [
     ("Numeric", ["1", 2.5, "3.0", "x", None], ["1", "2.5", "3", None, None], [False, False, False, True, False]),
-    ("Date", ["1980-02-03", "2026-11-27T10:11:12Z", "13/13/2020", None],
-     ["1980-02-03T00:00:00", "2026-11-27T10:11:12", None, None], [False, False, True, False]),
+    ("Date", ["1980-02-03", "2026-11-27T10:11:12Z", "2026-11-27T10:11:12.9+02:00", "13/13/2020", None],
+     ["1980-02-03T00:00:00", "2026-11-27T10:11:12", "2026-11-27T08:11:12", None, None],
+     [False, False, False, True, False]),
     ("Boolean", [True, "no", "1", "maybe", None], ["true", "false", "true", None, None],
      [False, False, False, True, False]),
     ("String", ["ok", "x" * 256, None], ["ok", "x" * 256, None], [False, True, False]),
