@@ -125,16 +125,18 @@ class CrmMirror:
                           email_keys: Iterable[str]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
         """As `members`, for the records holding one of `email_keys` only (an incremental sync's addresses).
 
-        Two indexed lookups (records by address, then links by record) rather than one join, so that no
-        database plans a scan of every link."""
-        parents = set(parent_ids)
+        Two indexed lookups (records by address, then their links by list and record, in the parent index)
+        rather than one join, so that no database plans a scan of every link."""
+        parents = sorted(set(parent_ids))
+        if not parents:
+            return
+        sql = (f"SELECT parent_id, ref_id FROM crm_record WHERE crm_table = ? AND parent_id IN "
+               f"({', '.join('?' for _ in parents)}) AND ref_id IN ({{marks}})")
         for keys in chunks(sorted(set(email_keys))):
             records = {crm_id: (table, data) for _, table, crm_id, data in self._by_address(keys, record_tables)}
-            for parent, ref in rows_in(self.backend, "SELECT parent_id, ref_id FROM crm_record WHERE crm_table = ? "
-                                       "AND ref_id IN ({marks})", [link_table], records):
-                if parent in parents:
-                    table, data = records[ref]
-                    yield parent, table, ref, orjson.loads(data)
+            for parent, ref in rows_in(self.backend, sql, [link_table, *parents], records):
+                table, data = records[ref]
+                yield parent, table, ref, orjson.loads(data)
 
     def email_keys(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> set[str]:
         """The addresses the mirror holds for these records (of any of `crm_tables`)."""

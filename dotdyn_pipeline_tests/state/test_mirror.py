@@ -108,18 +108,35 @@ def test_a_large_query_streams_its_rows_in_pages_and_leaves_the_store_usable(sto
     assert store.mirror.count("contact") == 249
 
 
-def test_a_full_sync_finds_the_opted_out_addresses_by_their_index(tmp_path):
-    """On SQLite, the opted-out addresses come from their partial index (sql/0009), not a scan of the mirror."""
+def _plans(store: StateStore, call) -> list[str]:
+    """The SQLite query plan of each SELECT that `call` makes, one line of text each."""
+    statements: list[str] = []
+    store.backend._conn.set_trace_callback(statements.append)
+    try:
+        call()
+    finally:
+        store.backend._conn.set_trace_callback(None)
+    return [" / ".join(row[-1] for row in store.backend.query(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in statements if sql.startswith("SELECT")]
+
+
+def test_the_mirror_reads_of_a_sync_search_indexes_instead_of_scanning(tmp_path):
+    """On SQLite: the opted-out addresses come from their partial index (sql/0009), and an incremental sync
+    finds the links of its records in the parent index (sql/0010 dropped the index by record alone)."""
     store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}", "dotdyn")
     try:
-        store.mirror.upsert("contact", [MirrorRow("c1", {}, "ann@example.com", opted_out=True),
-                                        MirrorRow("c2", {}, "bob@example.com")])
-        statements: list[str] = []
-        store.backend._conn.set_trace_callback(statements.append)
-        assert store.mirror.opted_out_keys() == {"ann@example.com"}
-        store.backend._conn.set_trace_callback(None)
-        [select] = [s for s in statements if s.startswith("SELECT")]
-        plan = " ".join(row[-1] for row in store.backend.query(f"EXPLAIN QUERY PLAN {select}"))
-        assert "USING INDEX crm_record_opted_out" in plan, plan
+        mirror = store.mirror
+        mirror.upsert("contact", [MirrorRow("c1", {}, "ann@example.com", opted_out=True),
+                                  MirrorRow("c2", {}, "bob@example.com")])
+        mirror.upsert("listmember", [MirrorRow("m1", {}, parent_id="L1", ref_id="c1"),
+                                     MirrorRow("m2", {}, parent_id="L2", ref_id="c2")])
+        [opted_out] = _plans(store, lambda: mirror.opted_out_keys())
+        assert "USING INDEX crm_record_opted_out" in opted_out and "SCAN" not in opted_out, opted_out
+        found = []
+        by_address, links = _plans(store, lambda: found.extend(mirror.members_with_keys(
+            "listmember", ["L1", "L2"], ["contact"], ["bob@example.com"])))
+        assert [(p, i) for p, _, i, _ in found] == [("L2", "c2")]
+        assert "crm_record_by_email" in by_address and "SCAN" not in by_address, by_address
+        assert "USING COVERING INDEX crm_record_by_parent" in links and "SCAN" not in links, links
     finally:
         store.close()
