@@ -24,10 +24,10 @@ from typing import Any
 import dagster as dg
 
 from dotdyn_pipeline.bench import extract, load
+from dotdyn_pipeline.bench.contract import control_http, dataverse_config, dotdigital_http
 from dotdyn_pipeline.bench.measure import peak_rss_mb, stopwatch
-from dotdyn_pipeline.connectors.dataverse import DataverseClient, DataverseConfig, MsalTokenSource
+from dotdyn_pipeline.connectors.dataverse import DataverseClient, MsalTokenSource
 from dotdyn_pipeline.connectors.dataverse.odata import query
-from dotdyn_pipeline.connectors.http import tls_verify
 from dotdyn_pipeline.defs.audience.contacts import CONTACT_COLUMNS
 from dotdyn_pipeline.defs.audience.load import import_rows
 
@@ -86,7 +86,6 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
             twin: Callable[[], AbstractContextManager[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """Run the flow on `contract`'s sandbox, then again after changes; take the floor on a fresh `twin` of it
     (None: on the same sandbox)."""
-    import httpx
 
     from dotdyn_pipeline.definitions import build_definitions
     from dotdyn_pipeline.demo import sandbox_environment
@@ -106,8 +105,7 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
 
         fields = [c for c in contacts.columns if c not in CONTACT_COLUMNS]
         rerun_floor = _upload_floor(contract, contacts, fields)
-        with httpx.Client(base_url=contract["control_url"], verify=tls_verify(contract["ca_cert"]),
-                          timeout=600) as control:
+        with control_http(contract) as control:
             people = control.get("/dataverse/stats").raise_for_status().json()["tables"]["contacts"]
             changed = max(1, round(people * change_share))
             control.post("/dataverse/seed-changes", json={"set": "contacts", "seed": 1, "modify": changed}
@@ -140,9 +138,7 @@ def _read_floor(contract: dict[str, Any]) -> float:
     from dotdyn_pipeline.defs.audience.extract import ALL_TABLES, select_for
     from dotdyn_pipeline.resources import state_store_resource
 
-    config = DataverseConfig(org_url=contract["dataverse_url"], authority=contract["authority"],
-                             client_id=contract["client_id"], client_secret=contract["client_secret"],
-                             ca_bundle=contract["ca_cert"])
+    config = dataverse_config(contract)
     token = MsalTokenSource(config.credentials(), config.org_url, ca_bundle=config.ca_bundle).token()
     store = state_store_resource().open()  # the flow's store: which columns it selected
     with DataverseClient(config) as client:
@@ -160,14 +156,7 @@ def _upload_floor(contract: dict[str, Any], contacts: Any, fields: list[str]) ->
 
 def _copy_data_fields(source: dict[str, Any], target: dict[str, Any], names: list[str]) -> None:
     """Create in `target`'s account the data fields among `names` that `source`'s account has and it lacks."""
-    import httpx
-
-    def client(contract: dict[str, Any]) -> httpx.Client:
-        account = contract["accounts"][0]
-        return httpx.Client(base_url=contract["dotdigital_url"], auth=(account["api_user"], account["api_password"]),
-                            verify=tls_verify(contract["ca_cert"]), timeout=60)
-
-    with client(source) as old, client(target) as new:
+    with dotdigital_http(source, timeout=60) as old, dotdigital_http(target, timeout=60) as new:
         have = {f["name"].upper() for f in new.get("/v2/data-fields").raise_for_status().json()}
         missing = {name.upper() for name in names} - have
         for field in old.get("/v2/data-fields").raise_for_status().json():

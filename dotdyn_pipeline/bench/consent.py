@@ -22,7 +22,7 @@ from typing import Any
 import dagster as dg
 import httpx
 
-from dotdyn_pipeline.connectors.http import tls_verify
+from dotdyn_pipeline.bench.contract import control_http
 
 #: The audience schedule stays out of the measurement (its runs would queue before the consent runs).
 NEVER = "0 0 1 1 *"
@@ -127,8 +127,7 @@ def measure(contract: dict[str, Any], home: Path, events: int, timeout: float | 
     clients = [connect(DotdigitalConfig(api_user=a["api_user"], api_password=a["api_password"],
                                         base_url=contract["dotdigital_url"], transport=a["transport"],
                                         ca_bundle=contract["ca_cert"])) for a in contract["accounts"]]
-    with dg.DagsterInstance.get() as instance, httpx.Client(
-            base_url=contract["control_url"], verify=tls_verify(contract["ca_cert"]), timeout=120) as control:
+    with dg.DagsterInstance.get() as instance, control_http(contract, timeout=120) as control:
         accounts = register_accounts(instance, defs)
         for account in accounts:  # the mirror and the address books the consent flow works with
             defs.resolve_job_def("audience_sync").execute_in_process(partition_key=account, instance=instance,

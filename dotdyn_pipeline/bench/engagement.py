@@ -20,8 +20,9 @@ from typing import Any
 import dagster as dg
 import httpx
 
+from dotdyn_pipeline.bench.contract import dataverse_config, dotdigital_http
 from dotdyn_pipeline.bench.measure import peak_rss_mb, stopwatch
-from dotdyn_pipeline.connectors.dataverse import DataverseConfig, MsalTokenSource
+from dotdyn_pipeline.connectors.dataverse import MsalTokenSource
 from dotdyn_pipeline.connectors.http import tls_verify
 
 WRITE_KINDS = ("upsert_multiple", "batch", "upsert")
@@ -122,10 +123,9 @@ def _floor(contract: dict[str, Any], account: dict[str, Any], first: date, home:
     campaign and to the person the run linked), untimed; then the bodies are posted.
     """
     since = f"{first}T00:00:00"
-    auth, verify = (account["api_user"], account["api_password"]), tls_verify(contract["ca_cert"])
     pages, bodies = home / "floor-pages.jsonl", home / "floor-bodies.jsonl"
     rows = 0
-    with httpx.Client(base_url=contract["dotdigital_url"], auth=auth, verify=verify, timeout=600) as dd, \
+    with dotdigital_http(contract, account) as dd, \
             pages.open("w") as out, stopwatch() as reading:
         campaigns = [c["id"] for c in _paged(dd, f"/v2/campaigns/with-activity-since/{since}", 1000)]
         for campaign in campaigns:
@@ -208,9 +208,7 @@ def _target(account: str, campaign: int, table: str, keys: tuple[str, ...], valu
 
 
 def _post(contract: dict[str, Any], bodies: Path) -> float:
-    config = DataverseConfig(org_url=contract["dataverse_url"], authority=contract["authority"],
-                             client_id=contract["client_id"], client_secret=contract["client_secret"],
-                             ca_bundle=contract["ca_cert"])
+    config = dataverse_config(contract)
     token = MsalTokenSource(config.credentials(), config.org_url, ca_bundle=config.ca_bundle).token()
     headers = {"Authorization": f"Bearer {token}", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
     with httpx.Client(base_url=config.api_root, headers=headers, verify=tls_verify(config.ca_bundle),

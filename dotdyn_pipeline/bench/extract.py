@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from dotdyn_pipeline.bench.contract import dataverse_config
 from dotdyn_pipeline.bench.measure import peak_rss_mb, stopwatch
 from dotdyn_pipeline.connectors.dataverse import DataverseClient, DataverseConfig, MsalTokenSource, odata
 from dotdyn_pipeline.connectors.http import decode_json, tls_verify
@@ -46,9 +47,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def measure(contract: dict[str, Any], page_size: int, rounds: int = 1) -> dict[str, Any]:
     """Time the client's full read, then the floor's, `rounds` times; report the best of each."""
-    config = DataverseConfig(org_url=contract["dataverse_url"], authority=contract["authority"],
-                             client_id=contract["client_id"], client_secret=contract["client_secret"],
-                             ca_bundle=contract["ca_cert"], max_page_size=page_size)
+    config = dataverse_config(contract, max_page_size=page_size)
     floor_tokens = MsalTokenSource(config.credentials(), config.org_url, ca_bundle=config.ca_bundle)
     with DataverseClient(config) as client:
         first_url = f"{config.api_root}{client.entity_set_name('contact')}?{odata.query(SELECT)}"

@@ -24,13 +24,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from dotdyn_pipeline.bench.contract import dotdigital_http
 from dotdyn_pipeline.bench.measure import peak_rss_mb, stopwatch
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalConfig, connect
 from dotdyn_pipeline.connectors.dotdigital.config import DEFAULT_IMPORT_CHUNK_BYTES
 from dotdyn_pipeline.connectors.dotdigital.imports import csv_chunks
-from dotdyn_pipeline.connectors.http import tls_verify
 
 #: The ten data fields the benchmark's contacts carry, with their Dotdigital types.
 FIELDS = {"FIRSTNAME": "String", "LASTNAME": "String", "FULLNAME": "String", "COMPANY": "String",
@@ -128,10 +126,8 @@ def floor(contract: dict[str, Any], account: dict[str, Any], books: Iterable[Ite
           columns: list[str], chunk_bytes: int) -> float:
     """Seconds to upload the CSV bytes of each of `books` (rows for one address book each) into a new book with
     bare httpx, and poll every import until it is finished."""
-    auth = (account["api_user"], account["api_password"])
-    verify = tls_verify(contract["ca_cert"])
     with tempfile.TemporaryDirectory(prefix="dotdyn-floor-") as directory, \
-            httpx.Client(base_url=contract["dotdigital_url"], auth=auth, verify=verify, timeout=600) as http:
+            dotdigital_http(contract, account) as http:
         uploads = []  # (import path, file): every chunk of every book, ready before the clock starts
         for number, rows in enumerate(books):
             book = http.post("/v2/address-books", json={"name": f"bench-floor-{uuid.uuid4().hex[:8]}"})
