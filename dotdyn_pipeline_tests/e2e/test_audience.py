@@ -96,15 +96,19 @@ def test_changes_of_every_kind_are_synced_looking_at_those_addresses_only(world,
     _assert_books_match(world, account)
 
 
-def test_a_change_to_lists_or_mappings_makes_the_next_sync_a_full_pass(world, pipeline, first_sync):
-    account = pipeline.accounts[1]
-    listing = next(row for row in world.rows("lists") if row["_esc_emailaccountid_value"] == account)
-    world.put_row("lists", {"listid": listing["listid"], "listname": f"{listing['listname']} (renamed)"})
+def test_a_list_activated_makes_a_full_pass_for_its_account_only_and_a_rename_none(world, pipeline, first_sync):
+    account, other = pipeline.accounts[1], pipeline.accounts[0]
+    lists = [row for row in world.rows("lists") if row["_esc_emailaccountid_value"] == account]
+    dormant = next(row for row in lists if not row["esc_activatedforemail"] and not row["type"])
+    world.put_row("lists", {"listid": dormant["listid"], "esc_activatedforemail": True})
     result = pipeline.sync(account)
     assert result.success
-    assert facts(result)["audience_members"]["scope"] == "every address"
-    assert facts(pipeline.sync(account))["audience_members"]["scope"] == INCREMENTAL, "and the one after is not"
+    assert facts(result)["audience_members"]["scope_reason"] == "its lists or data mappings changed"
+    assert facts(result)["address_books"]["address_books_created"] == 1
     _assert_books_match(world, account)
+    world.put_row("lists", {"listid": dormant["listid"], "listname": f"{dormant['listname']} (renamed)"})
+    assert facts(pipeline.sync(account))["audience_members"]["scope"] == INCREMENTAL, "a name changes no audience"
+    assert facts(pipeline.sync(other))["audience_members"]["scope"] == INCREMENTAL, "another account's list"
 
 
 def _a_loaded_member(world, account):

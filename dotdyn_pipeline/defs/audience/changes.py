@@ -2,7 +2,8 @@
 
 The org-wide extract marks the addresses a page of changes touches (`mark_page`): a person record's address
 before and after, a deleted record's, the records of links that came or went. A change that marks cannot
-describe (a list or a data mapping changed, or a table was read in full) resets every account to a full pass.
+describe resets to a full pass: a list or a data mapping changed resets the accounts it belonged to before and
+after, and a table read in full resets every account.
 An account's sync takes the addresses marked, or touched in its unsubscribe ledger, since its last one
 (`scope_for`) and, once its load has finished, moves its cursor there (`finish`).
 """
@@ -23,6 +24,10 @@ MARGIN = timedelta(minutes=10)
 FULL_SHARE = 0.2
 #: Where a frame carries its Scope down the audience assets (DataFrame.attrs survive Dagster's pickling).
 SCOPE_ATTR = "dotdyn_scope"
+#: The column that names the email account a list or a data mapping belongs to.
+ACCOUNT_COLUMN = "_esc_emailaccountid_value"
+#: Columns whose change leaves every audience as it was (an address book keeps the name it was created with).
+INERT_COLUMNS = {"list": frozenset({"listname"})}
 
 
 @dataclass(frozen=True)
@@ -61,27 +66,42 @@ def mark_page(store: StateStore, crm_table: str, rows: Sequence[MirrorRow], dele
         keys = (mirror.linked_email_keys(crm_table, ids, person_tables)
                 | mirror.email_keys(person_tables, {row.ref_id for row in rows if row.ref_id}))
     else:
-        old = mirror.data_of(crm_table, ids)
-        if deleted or any(old.get(row.crm_id) != row.data for row in rows):
-            reset(store)
+        reset(store, _accounts_changed(crm_table, mirror.data_of(crm_table, ids), rows, deleted))
         return 0
     return mirror.mark_changed(keys)
 
 
-def reset(store: StateStore) -> None:
-    """Make every account's next sync a full pass."""
-    store.save_cursor(ORG_SCOPE, RESET, watermark=now_iso())
+def _accounts_changed(crm_table: str, old: dict[str, dict], rows: Sequence[MirrorRow],
+                      deleted: Sequence[str]) -> set[str]:
+    """The accounts whose lists or mappings a page changes (a row moved between accounts changes both)."""
+    inert = INERT_COLUMNS.get(crm_table, frozenset())
+
+    def audience_part(data: dict | None) -> dict:
+        return {key: value for key, value in (data or {}).items() if key not in inert}
+
+    touched = [(old.get(row.crm_id), row.data) for row in rows
+               if audience_part(old.get(row.crm_id)) != audience_part(row.data)]
+    touched += [(old[crm_id], None) for crm_id in deleted if crm_id in old]
+    return {data[ACCOUNT_COLUMN] for pair in touched for data in pair if data and data.get(ACCOUNT_COLUMN)}
+
+
+def reset(store: StateStore, accounts: set[str] | None = None) -> None:
+    """Make the next sync of these accounts (None: of every account) a full pass."""
+    stamp = now_iso()
+    for scope in [ORG_SCOPE] if accounts is None else sorted(accounts):
+        store.save_cursor(scope, RESET, watermark=stamp)
 
 
 def scope_for(store: StateStore, account: str) -> Scope:
     """The addresses `account`'s sync must look at now."""
     upto = now_iso()
     cursor = store.get_cursor(account, CURSOR)
-    reset_at = store.get_cursor(ORG_SCOPE, RESET)
     if cursor is None or not cursor.watermark:
         return Scope(None, upto, "first sync")
-    if reset_at is not None and reset_at.watermark and reset_at.watermark > cursor.watermark:
-        return Scope(None, upto, "lists, data mappings or a full read changed")
+    for scope, reason in ((ORG_SCOPE, "a full read"), (account, "its lists or data mappings changed")):
+        reset_at = store.get_cursor(scope, RESET)
+        if reset_at is not None and reset_at.watermark and reset_at.watermark > cursor.watermark:
+            return Scope(None, upto, reason)
     since = (datetime.fromisoformat(cursor.watermark) - MARGIN).isoformat()
     keys = store.mirror.changed_since(since) | store.ledger_changed_since(account, since)
     if len(keys) > FULL_SHARE * max(store.mirror.address_count(), 1):

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from dotdyn_pipeline.defs.audience.changes import CURSOR, MARGIN, Scope, finish, mark_page, scope_for
+from dotdyn_pipeline.defs.audience.changes import CURSOR, MARGIN, Scope, finish, mark_page, reset, scope_for
 from dotdyn_pipeline.state import ORG_SCOPE, MirrorRow, UnsubscribeEvent
 
 PEOPLE, LINKS = ("contact", "lead", "account"), "listmember"
@@ -12,7 +12,12 @@ def _seed(store):
     store.mirror.upsert("contact", [MirrorRow(f"c{i}", {"n": i}, f"p{i}@example.com") for i in range(100)])
     store.mirror.upsert(LINKS, [MirrorRow("m1", {}, parent_id="L1", ref_id="c1"),
                                 MirrorRow("m2", {}, parent_id="L1", ref_id="c2")])
-    store.mirror.upsert("list", [MirrorRow("L1", {"listname": "One", "esc_addressbookid": 5})])
+    store.mirror.upsert("list", [MirrorRow("L1", _list("One", "a1"))])
+
+
+def _list(name, account, activated=1):
+    return {"listname": name, "esc_addressbookid": 5, "_esc_emailaccountid_value": account,
+            "esc_activatedforemail": activated}
 
 
 def _mark(store, table, rows, deleted=()):
@@ -48,17 +53,34 @@ def test_the_ledger_s_new_and_lifted_entries_are_in_scope_for_their_account_only
     assert scope_for(store, "a2").keys == frozenset()
 
 
-def test_a_first_sync_a_list_change_a_full_read_or_too_many_changes_mean_every_address(store):
+def test_a_first_sync_a_full_read_or_too_many_changes_mean_every_address(store):
     _seed(store)
     assert scope_for(store, "a1").reason == "first sync"
     _synced(store)
-    _mark(store, "list", [MirrorRow("L1", {"listname": "One", "esc_addressbookid": 5})])
-    assert not scope_for(store, "a1").full, "the same list data again changes nothing"
-    _mark(store, "list", [MirrorRow("L1", {"listname": "Renamed", "esc_addressbookid": 5})])
-    assert scope_for(store, "a1").full
+    reset(store)
+    assert scope_for(store, "a1").reason == "a full read"
     _synced(store, ago=timedelta(0))
     _mark(store, "contact", [MirrorRow(f"c{i}", {"n": -i}, f"p{i}@example.com") for i in range(30)])
     assert scope_for(store, "a1").reason == "30 addresses changed", "a third of them: a full pass is cheaper"
+
+
+def test_a_list_change_makes_a_full_pass_for_the_accounts_it_belonged_to_only(store):
+    _seed(store)
+    for account in ("a1", "a2", "a3"):
+        _synced(store, account)
+    _mark(store, "list", [MirrorRow("L1", _list("One", "a1"))])
+    _mark(store, "list", [MirrorRow("L1", _list("Renamed", "a1"))])
+    assert not scope_for(store, "a1").full, "the same data again, or a new name, changes no audience"
+    _mark(store, "list", [MirrorRow("L1", _list("Renamed", "a1", activated=0))])
+    assert scope_for(store, "a1").reason == "its lists or data mappings changed"
+    assert not scope_for(store, "a2").full
+    _synced(store, "a1", ago=timedelta(0))
+    _mark(store, "list", [MirrorRow("L1", _list("Renamed", "a2", activated=0))])
+    assert scope_for(store, "a1").full and scope_for(store, "a2").full, "moved: both accounts' audiences change"
+    _synced(store, "a1", ago=timedelta(0))
+    _synced(store, "a2", ago=timedelta(0))
+    _mark(store, "list", [], deleted=["L1", "L9"])
+    assert [scope_for(store, a).full for a in ("a1", "a2", "a3")] == [False, True, False], "deleted from a2's"
 
 
 def test_finishing_moves_the_cursor_to_what_the_scope_took_in(store):
