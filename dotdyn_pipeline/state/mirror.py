@@ -122,21 +122,35 @@ class CrmMirror:
                 yield parent, table, crm_id, orjson.loads(data)
 
     def members_with_keys(self, link_table: str, parent_ids: Sequence[str], record_tables: Sequence[str],
-                          email_keys: Iterable[str]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
-        """As `members`, for the records holding one of `email_keys` only (an incremental sync's addresses).
+                          email_keys: Iterable[str], record_ids: Iterable[str] = ()
+                          ) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+        """As `members`, for the records holding one of `email_keys`, and those of `record_ids` that hold no
+        address (an incremental sync's addresses, and its changed records that have none).
 
-        Two indexed lookups (records by address, then their links by list and record, in the parent index)
-        rather than one join, so that no database plans a scan of every link."""
+        Two indexed lookups (records by address or id, then their links by list and record, in the parent
+        index) rather than one join, so that no database plans a scan of every link."""
         parents = sorted(set(parent_ids))
         if not parents:
             return
         sql = (f"SELECT parent_id, ref_id FROM crm_record WHERE crm_table = ? AND parent_id IN "
                f"({', '.join('?' for _ in parents)}) AND ref_id IN ({{marks}})")
-        for keys in chunks(sorted(set(email_keys))):
-            records = {crm_id: (table, data) for _, table, crm_id, data in self._by_address(keys, record_tables)}
+        tables = ", ".join("?" for _ in record_tables)
+        found = [self._by_address(keys, record_tables) for keys in chunks(sorted(set(email_keys)))]
+        found += [rows_in(self.backend, f"SELECT NULL, crm_table, crm_id, data FROM crm_record WHERE crm_table IN "
+                          f"({tables}) AND email_key IS NULL AND crm_id IN ({{marks}})", record_tables, ids)
+                  for ids in chunks(sorted(set(record_ids)))]
+        for batch in found:
+            records = {crm_id: (table, data) for _, table, crm_id, data in batch}
             for parent, ref in rows_in(self.backend, sql, [link_table, *parents], records):
                 table, data = records[ref]
                 yield parent, table, ref, orjson.loads(data)
+
+    def without_address(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> list[tuple[str, str]]:
+        """(table, id) of the records among these (of any of `crm_tables`) that the mirror holds with no address."""
+        tables = ", ".join("?" for _ in crm_tables)
+        return [(table, crm_id) for table, crm_id in rows_in(
+            self.backend, f"SELECT crm_table, crm_id FROM crm_record WHERE crm_table IN ({tables}) "
+            "AND email_key IS NULL AND crm_id IN ({marks})", crm_tables, crm_ids)]
 
     def email_keys(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> set[str]:
         """The addresses the mirror holds for these records (of any of `crm_tables`)."""
@@ -165,6 +179,19 @@ class CrmMirror:
         """Addresses marked changed after `stamp`."""
         return {key for (key,) in self.backend.query("SELECT email_key FROM crm_change WHERE changed_at > ?",
                                                       (stamp,))}
+
+    def mark_records_changed(self, records: Iterable[tuple[str, str]]) -> int:
+        """Note that these (table, id) records, which hold no address, may have changed some audience."""
+        stamp = _now()
+        return self.backend.executemany(
+            "INSERT INTO crm_record_change (crm_table, crm_id, changed_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (crm_table, crm_id) DO UPDATE SET changed_at = excluded.changed_at",
+            ((table, crm_id, stamp) for table, crm_id in sorted(set(records))))
+
+    def records_changed_since(self, stamp: str) -> set[str]:
+        """Ids of the records without an address marked changed after `stamp`."""
+        return {crm_id for (crm_id,) in self.backend.query(
+            "SELECT crm_id FROM crm_record_change WHERE changed_at > ?", (stamp,))}
 
     def address_count(self) -> int:
         """How many records hold an address."""

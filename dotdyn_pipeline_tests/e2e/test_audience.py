@@ -137,6 +137,37 @@ def test_an_email_change_updates_the_same_contact(world, pipeline, first_sync):
     _assert_books_match(world, account)
 
 
+def test_an_incremental_sync_quarantines_changed_members_without_an_address(world, pipeline, first_sync):
+    from dotdyn_pipeline.resources import state_store_resource
+
+    account = pipeline.accounts[0]
+    book, lost = _a_loaded_member(world, account)
+    world.put_row("contacts", {"contactid": lost["contactid"], "emailaddress1": None})
+    on_lists = {m["_entityid_value"] for m in world.rows("listmembers")
+                if m["_listid_value"] in _activated_lists(world, account)}
+    never = next(c for c in world.rows("contacts") if c["contactid"] in on_lists and c["statecode"] == 0
+                 and not (c.get("emailaddress1") or "").strip())
+    world.put_row("contacts", {"contactid": never["contactid"], "lastname": "Changed"})
+    result = pipeline.sync(account)
+    assert result.success
+    members = facts(result)["audience_members"]
+    assert members["scope"] == INCREMENTAL and members["records_without_address_in_scope"] >= 2
+    store = state_store_resource().open()
+    try:
+        quarantined = store.quarantined(account, result.run_id, limit=1000)
+    finally:
+        store.close()
+    required = {row.record_id for row in quarantined if row.rule == "email.required"}
+    assert {lost["contactid"], never["contactid"]} <= required, "quarantined as a full pass would"
+    assert lost["emailaddress1"].strip().lower() not in world.actual_books(account, [book])[book]
+    _assert_books_match(world, account)
+
+
+def _activated_lists(world, account):
+    return {row["listid"] for row in world.rows("lists")
+            if row["_esc_emailaccountid_value"] == account and row["esc_activatedforemail"] and not row["type"]}
+
+
 def test_leaving_the_list_or_opting_out_removes_from_the_book(world, pipeline, first_sync):
     account = pipeline.accounts[0]
     book, leaver = _a_loaded_member(world, account)

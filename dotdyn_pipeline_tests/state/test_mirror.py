@@ -29,6 +29,14 @@ def test_mirror_joins_list_members_to_their_records(store):
     some = mirror.members_with_keys("listmember", ["L1", "L2"], ["contact", "lead"],
                                     ["cy@example.com", "bob@example.com"])
     assert sorted((p, t, i) for p, t, i, _ in some) == [("L1", "lead", "l1"), ("L2", "contact", "c2")]
+    mirror.upsert("contact", [MirrorRow("c9", {"fullname": "No address"})])
+    mirror.upsert("listmember", [MirrorRow("m9", {}, parent_id="L2", ref_id="c9")])
+    assert mirror.without_address(["contact", "lead"], ["c9", "c1", "l1", "unknown"]) == [("contact", "c9")]
+    some = mirror.members_with_keys("listmember", ["L1", "L2"], ["contact", "lead"], ["cy@example.com"],
+                                    ["c9", "l1"])  # l1 holds an address: found by it, and once only
+    assert sorted((p, t, i) for p, t, i, _ in some) == [("L1", "lead", "l1"), ("L2", "contact", "c9")]
+    mirror.delete("listmember", ["m9"])
+    mirror.delete("contact", ["c9"])
     assert mirror.opted_out_keys(["ann@example.com", "bob@example.com"]) == {"bob@example.com"}
     assert mirror.opted_out_keys() == {"bob@example.com"}
     mirror.upsert("contact", [MirrorRow("c2", {"fullname": "Bob"}, "bob@example.com", opted_out=False)])
@@ -122,14 +130,16 @@ def _plans(store: StateStore, call) -> list[str]:
 
 def test_the_mirror_reads_of_a_sync_search_indexes_instead_of_scanning(tmp_path):
     """On SQLite: the opted-out addresses come from their partial index (sql/0009), and an incremental sync
-    finds the links of its records in the parent index (sql/0010 dropped the index by record alone)."""
+    finds its records without an address by id and the links of its records in the parent index (sql/0010
+    dropped the index by record alone)."""
     store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}", "dotdyn")
     try:
         mirror = store.mirror
         mirror.upsert("contact", [MirrorRow("c1", {}, "ann@example.com", opted_out=True),
-                                  MirrorRow("c2", {}, "bob@example.com")])
+                                  MirrorRow("c2", {}, "bob@example.com"), MirrorRow("c3", {})])
         mirror.upsert("listmember", [MirrorRow("m1", {}, parent_id="L1", ref_id="c1"),
-                                     MirrorRow("m2", {}, parent_id="L2", ref_id="c2")])
+                                     MirrorRow("m2", {}, parent_id="L2", ref_id="c2"),
+                                     MirrorRow("m3", {}, parent_id="L1", ref_id="c3")])
         [opted_out] = _plans(store, lambda: mirror.opted_out_keys())
         assert "USING INDEX crm_record_opted_out" in opted_out and "SCAN" not in opted_out, opted_out
         found = []
@@ -137,6 +147,12 @@ def test_the_mirror_reads_of_a_sync_search_indexes_instead_of_scanning(tmp_path)
             "listmember", ["L1", "L2"], ["contact"], ["bob@example.com"])))
         assert [(p, i) for p, _, i, _ in found] == [("L2", "c2")]
         assert "crm_record_by_email" in by_address and "SCAN" not in by_address, by_address
+        assert "USING COVERING INDEX crm_record_by_parent" in links and "SCAN" not in links, links
+        found.clear()
+        _, _, by_id, links = _plans(store, lambda: found.extend(mirror.members_with_keys(
+            "listmember", ["L1", "L2"], ["contact"], ["bob@example.com"], ["c3"])))
+        assert [(p, i) for p, _, i, _ in found] == [("L2", "c2"), ("L1", "c3")]
+        assert "sqlite_autoindex_crm_record_1" in by_id and "SCAN" not in by_id, by_id
         assert "USING COVERING INDEX crm_record_by_parent" in links and "SCAN" not in links, links
     finally:
         store.close()

@@ -4,8 +4,8 @@ The org-wide extract marks the addresses a page of changes touches (`mark_page`)
 before and after, a deleted record's, the records of links that came or went. A change that marks cannot
 describe resets to a full pass: a list or a data mapping changed resets the accounts it belonged to before and
 after, and a table read in full resets every account.
-An account's sync takes the addresses marked, or touched in its unsubscribe ledger, since its last one
-(`scope_for`) and, once its load has finished, moves its cursor there (`finish`).
+An account's sync takes the addresses marked, or touched in its unsubscribe ledger, and the records without an
+address marked, since its last one (`scope_for`) and, once its load has finished, moves its cursor there (`finish`).
 """
 
 import json
@@ -32,11 +32,13 @@ INERT_COLUMNS = {"list": frozenset({"listname"})}
 
 @dataclass(frozen=True)
 class Scope:
-    """The addresses one sync looks at (None: all), the changes it takes in (up to `upto`), and why."""
+    """The addresses one sync looks at (None: all) and the changed records without one, the changes it takes in
+    (up to `upto`), and why."""
 
     keys: frozenset[str] | None
     upto: str
     reason: str
+    records: frozenset[str] = frozenset()
 
     @property
     def full(self) -> bool:
@@ -46,29 +48,32 @@ class Scope:
         """The scope as frame attrs. The addresses are one JSON text: pandas deep-copies a frame's attrs on
         every operation, and a list of ten thousand addresses cost a sync seconds of copies."""
         return {"keys": None if self.keys is None else json.dumps(sorted(self.keys)), "upto": self.upto,
-                "reason": self.reason}
+                "reason": self.reason, "records": json.dumps(sorted(self.records))}
 
     @classmethod
     def from_attr(cls, attr: dict) -> "Scope":
         keys = attr["keys"]
-        return cls(None if keys is None else frozenset(json.loads(keys)), attr["upto"], attr["reason"])
+        return cls(None if keys is None else frozenset(json.loads(keys)), attr["upto"], attr["reason"],
+                   frozenset(json.loads(attr["records"])))
 
 
 def mark_page(store: StateStore, crm_table: str, rows: Sequence[MirrorRow], deleted: Sequence[str],
               person_tables: Sequence[str], link_table: str) -> int:
-    """Before the mirror takes a page of changes: mark the addresses it touches (or reset, for other tables);
-    return how many addresses were marked."""
+    """Before the mirror takes a page of changes: mark the addresses it touches, and the records it touches that
+    hold none (or reset, for other tables); return how many addresses and records were marked."""
     ids = [row.crm_id for row in rows] + list(deleted)
     mirror = store.mirror
     if crm_table in person_tables:
         keys = mirror.email_keys([crm_table], ids) | {row.email_key for row in rows if row.email_key}
+        records = [(crm_table, row.crm_id) for row in rows if not row.email_key]
     elif crm_table == link_table:
-        keys = (mirror.linked_email_keys(crm_table, ids, person_tables)
-                | mirror.email_keys(person_tables, {row.ref_id for row in rows if row.ref_id}))
+        refs = {row.ref_id for row in rows if row.ref_id}
+        keys = mirror.linked_email_keys(crm_table, ids, person_tables) | mirror.email_keys(person_tables, refs)
+        records = mirror.without_address(person_tables, refs)
     else:
         reset(store, _accounts_changed(crm_table, mirror.data_of(crm_table, ids), rows, deleted))
         return 0
-    return mirror.mark_changed(keys)
+    return mirror.mark_changed(keys) + mirror.mark_records_changed(records)
 
 
 def _accounts_changed(crm_table: str, old: dict[str, dict], rows: Sequence[MirrorRow],
@@ -106,7 +111,7 @@ def scope_for(store: StateStore, account: str) -> Scope:
     keys = store.mirror.changed_since(since) | store.ledger_changed_since(account, since)
     if len(keys) > FULL_SHARE * max(store.mirror.address_count(), 1):
         return Scope(None, upto, f"{len(keys)} addresses changed")
-    return Scope(frozenset(keys), upto, "changes")
+    return Scope(frozenset(keys), upto, "changes", frozenset(store.mirror.records_changed_since(since)))
 
 
 def finish(store: StateStore, account: str, scope: Scope) -> None:

@@ -140,7 +140,7 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
         "columns": dg.MetadataValue.int(len(select)),
         "rows_changed": dg.MetadataValue.int(changed),
         "rows_deleted": dg.MetadataValue.int(deleted),
-        "addresses_marked": dg.MetadataValue.int(marked),
+        "changes_marked": dg.MetadataValue.int(marked),
         # counted after a full read only: counting a million mirrored rows costs a change read most of its time
         **({"rows_in_mirror": dg.MetadataValue.int(store.mirror.count(name))} if read.mode == "full" else {}),
         "pages": dg.MetadataValue.int(pages),

@@ -41,6 +41,19 @@ def test_a_person_s_old_and_new_address_a_deleted_person_and_a_link_s_person_are
     assert scope.keys == {"p3@example.com", "new3@example.com", "p4@example.com", "p5@example.com",
                           "p1@example.com"}
     assert scope.reason == "changes" and not scope.full
+    assert scope.records == frozenset()
+
+
+def test_records_without_an_address_are_marked_by_id_when_they_change_or_join_a_list(store):
+    _seed(store)
+    store.mirror.upsert("lead", [MirrorRow("x1", {"n": 1})])
+    _synced(store)
+    _mark(store, "contact", [MirrorRow("c6", {"n": 6})])  # lost its address: the old one is marked too
+    _mark(store, LINKS, [MirrorRow("m4", {}, parent_id="L1", ref_id="x1")])
+    scope = scope_for(store, "a1")
+    assert scope.keys == {"p6@example.com"}
+    assert scope.records == {"c6", "x1"}
+    assert Scope.from_attr(scope.to_attr()) == scope
 
 
 def test_the_ledger_s_new_and_lifted_entries_are_in_scope_for_their_account_only(store):

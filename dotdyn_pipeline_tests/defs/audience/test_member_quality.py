@@ -1,0 +1,51 @@
+"""The blocking check `member_quality`, run through Dagster on a mirror seeded in a real state store."""
+
+from __future__ import annotations
+
+import uuid
+
+import dagster as dg
+import pytest
+
+from dotdyn_pipeline.defs.audience.members import QUALITY_CHECK, audience_members, batch_is_safe
+from dotdyn_pipeline.resources import StateStoreResource
+from dotdyn_pipeline.state import MirrorRow, StateStore
+
+ACCOUNT = "5e0c1f38-0d5b-4a43-9f55-3d1c7a3a8c01"
+
+
+def _seed(home, members: int, invalid: int) -> None:
+    """One activated list of ACCOUNT with `members` contacts, the first `invalid` of them with a bad address."""
+    store = StateStore.open(f"sqlite:///{home / 'state.db'}", "dotdyn")
+    try:
+        list_id = str(uuid.uuid4())
+        store.mirror.upsert("list", [MirrorRow(list_id, {
+            "listid": list_id, "_esc_emailaccountid_value": ACCOUNT, "esc_activatedforemail": True, "statecode": 0})])
+        people = [MirrorRow(str(uuid.uuid4()), {
+            "emailaddress1": f"not an address {n}" if n < invalid else f"person{n}@example.com", "statecode": 0,
+            "modifiedon": "2026-11-01T00:00:00Z"}, email_key=None if n < invalid else f"person{n}@example.com")
+            for n in range(members)]
+        store.mirror.upsert("contact", people)
+        store.mirror.upsert("listmember", [MirrorRow(str(uuid.uuid4()), {}, parent_id=list_id, ref_id=p.crm_id)
+                                           for p in people])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("members", "invalid", "passed"), [(200, 60, False), (200, 40, True), (8, 4, True)])
+def test_a_batch_fails_the_run_only_when_large_enough_and_mostly_quarantined(tmp_path, members, invalid, passed):
+    _seed(tmp_path, members, invalid)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("email_account", [ACCOUNT])
+        result = dg.materialize([audience_members], partition_key=ACCOUNT, instance=instance, raise_on_error=False,
+                                resources={"state": StateStoreResource(home=str(tmp_path))})
+        [check] = result.get_asset_check_evaluations()
+    assert check.check_name == QUALITY_CHECK
+    assert check.passed is passed and result.success is passed
+    assert check.metadata["quarantined"].value == invalid and check.metadata["checked"].value == members
+
+
+def test_the_share_is_judged_from_a_minimum_batch_size():
+    assert batch_is_safe(25, 100, max_share=0.25, min_rows=100)
+    assert not batch_is_safe(26, 100, max_share=0.25, min_rows=100)
+    assert batch_is_safe(99, 99, max_share=0.25, min_rows=100)
