@@ -134,11 +134,8 @@ class CrmMirror:
             return
         sql = (f"SELECT parent_id, ref_id FROM crm_record WHERE crm_table = ? AND parent_id IN "
                f"({', '.join('?' for _ in parents)}) AND ref_id IN ({{marks}})")
-        tables = ", ".join("?" for _ in record_tables)
         found = [self._by_address(keys, record_tables) for keys in chunks(sorted(set(email_keys)))]
-        found += [rows_in(self.backend, f"SELECT NULL, crm_table, crm_id, data FROM crm_record WHERE crm_table IN "
-                          f"({tables}) AND email_key IS NULL AND crm_id IN ({{marks}})", record_tables, ids)
-                  for ids in chunks(sorted(set(record_ids)))]
+        found += [self._without_address(record_tables, ids) for ids in chunks(sorted(set(record_ids)))]
         for batch in found:
             records = {crm_id: (table, data) for _, table, crm_id, data in batch}
             for parent, ref in rows_in(self.backend, sql, [link_table, *parents], records):
@@ -147,10 +144,14 @@ class CrmMirror:
 
     def without_address(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> list[tuple[str, str]]:
         """(table, id) of the records among these (of any of `crm_tables`) that the mirror holds with no address."""
+        return [(table, crm_id) for _, table, crm_id, _ in self._without_address(crm_tables, crm_ids)]
+
+    def _without_address(self, crm_tables: Sequence[str], crm_ids: Iterable[str]
+                         ) -> Iterator[tuple[None, str, str, str]]:
+        """(None, table, id, data text) of those records: shaped as `_by_address`'s rows, with no address."""
         tables = ", ".join("?" for _ in crm_tables)
-        return [(table, crm_id) for table, crm_id in rows_in(
-            self.backend, f"SELECT crm_table, crm_id FROM crm_record WHERE crm_table IN ({tables}) "
-            "AND email_key IS NULL AND crm_id IN ({marks})", crm_tables, crm_ids)]
+        return rows_in(self.backend, f"SELECT NULL, crm_table, crm_id, data FROM crm_record WHERE crm_table IN "
+                       f"({tables}) AND email_key IS NULL AND crm_id IN ({{marks}})", crm_tables, crm_ids)
 
     def email_keys(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> set[str]:
         """The addresses the mirror holds for these records (of any of `crm_tables`)."""
