@@ -245,14 +245,24 @@ class StateStore:
         return [QuarantinedRow(*row) for row in rows]
 
     # -- unsubscribe ledger --------------------------------------------------------------------------------
+    _RECORD_UNSUBSCRIBE = (
+        "INSERT INTO unsubscribe_ledger (event_key, account, email, scope, address_book_id, source, reason, "
+        "occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING")
+
+    @staticmethod
+    def _ledger_row(event: UnsubscribeEvent, recorded_at: str) -> tuple[Any, ...]:
+        return (event.event_key, event.account, event.email.strip().lower(), event.scope, event.address_book_id,
+                event.source, event.reason, _iso(event.occurred_at), recorded_at)
+
     def record_unsubscribe(self, event: UnsubscribeEvent) -> bool:
         """Record an event once; return False when the ledger already had it."""
-        changed = self.backend.execute(
-            "INSERT INTO unsubscribe_ledger (event_key, account, email, scope, address_book_id, source, reason, "
-            "occurred_at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_key) DO NOTHING",
-            (event.event_key, event.account, event.email.strip().lower(), event.scope, event.address_book_id,
-             event.source, event.reason, _iso(event.occurred_at), now_iso()))
-        return changed == 1
+        return self.backend.execute(self._RECORD_UNSUBSCRIBE, self._ledger_row(event, now_iso())) == 1
+
+    def record_unsubscribes(self, events: Iterable[UnsubscribeEvent]) -> int:
+        """Record many events in one transaction (those the ledger has already stay as they are); return how
+        many were given."""
+        stamp = now_iso()
+        return self.backend.executemany(self._RECORD_UNSUBSCRIBE, (self._ledger_row(e, stamp) for e in events))
 
     def mark_propagated(self, event_key: str) -> None:
         self.backend.execute("UPDATE unsubscribe_ledger SET propagated_at = ? WHERE event_key = ? "

@@ -82,6 +82,13 @@ def test_ledger_records_each_event_once_and_tracks_propagation(store):
     assert store.unsubscribed_emails("a1", address_book_id=6) == {"ann@example.com"}
     assert store.mark_resubscribed("a1", "ANN@example.com", "2026-11-27T12:00:00+00:00") == 1
     assert store.unsubscribed_emails("a1") == set()
+    # many at once, in one transaction: the one the ledger holds already keeps its state
+    others = [UnsubscribeEvent("a1", f"P{n}@example.com", "account", "dotdigital", "2026-11-27T13:00:00+00:00")
+              for n in range(3)]
+    assert store.record_unsubscribes([book_event, *others]) == 4
+    assert store.unsubscribed_emails("a1") == {"p0@example.com", "p1@example.com", "p2@example.com"}
+    assert sorted(e.event.event_key for e in store.ledger("a1", pending_only=True)) == sorted(
+        [book_event.event_key, *(e.event_key for e in others)])
 
 
 def test_api_calls_accumulate_per_day(store):

@@ -176,15 +176,19 @@ def _record_faults(store: StateStore, account: str, book: int, sent: pd.DataFram
                                     f"Dotdigital did not import the row: {faulted[key]}", "email", email, run_id)
                      for key, table, crm_id, email in rows[["email_key", "crm_table", "crm_id", "email"]].itertuples(
                          index=False, name=None))
+    store.record_unsubscribes(_consent_events(account, book, faulted))
+
+
+def _consent_events(account: str, book: int, faulted: dict[str, str]) -> Iterator[UnsubscribeEvent]:
+    """Ledger entries for the faults that are consent facts: those addresses must not be sent again."""
     now = datetime.now(UTC).isoformat()
     for key, reason in faulted.items():
         if any(word in reason.lower() for word in CONSENT_FAULTS):
             # "Unsubscribed" may mean from this book only; an account-wide one also shows as a suppression,
             # which the consent flow records account-wide. The other reasons are account-wide.
             book_only = reason.lower().startswith("unsubscrib")
-            store.record_unsubscribe(UnsubscribeEvent(
-                account, key, "address_book" if book_only else "account", "dotdigital", now,
-                reason=f"import fault: {reason}", address_book_id=book if book_only else None))
+            yield UnsubscribeEvent(account, key, "address_book" if book_only else "account", "dotdigital", now,
+                                   reason=f"import fault: {reason}", address_book_id=book if book_only else None)
 
 
 @dg.asset(group_name="audience", partitions_def=email_account_partitions, kinds={"dotdigital"}, pool="dotdigital",
