@@ -142,10 +142,6 @@ class CrmMirror:
                 table, data = records[ref]
                 yield parent, table, ref, orjson.loads(data)
 
-    def without_address(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> list[tuple[str, str]]:
-        """(table, id) of the records among these (of any of `crm_tables`) that the mirror holds with no address."""
-        return [(table, crm_id) for _, table, crm_id, _ in self._without_address(crm_tables, crm_ids)]
-
     def _without_address(self, crm_tables: Sequence[str], crm_ids: Iterable[str]
                          ) -> Iterator[tuple[None, str, str, str]]:
         """(None, table, id, data text) of those records: shaped as `_by_address`'s rows, with no address."""
@@ -153,12 +149,13 @@ class CrmMirror:
         return rows_in(self.backend, f"SELECT NULL, crm_table, crm_id, data FROM crm_record WHERE crm_table IN "
                        f"({tables}) AND email_key IS NULL AND crm_id IN ({{marks}})", crm_tables, crm_ids)
 
-    def email_keys(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> set[str]:
-        """The addresses the mirror holds for these records (of any of `crm_tables`)."""
+    def addresses(self, crm_tables: Sequence[str], crm_ids: Iterable[str]) -> list[tuple[str, str, str | None]]:
+        """(table, id, lower-case address or None) of these records (of any of `crm_tables`), as the mirror holds
+        them."""
         tables = ", ".join("?" for _ in crm_tables)
-        return {key for (key,) in rows_in(
-            self.backend, f"SELECT email_key FROM crm_record WHERE crm_table IN ({tables}) "
-            "AND email_key IS NOT NULL AND crm_id IN ({marks})", crm_tables, crm_ids)}
+        return [(table, crm_id, key) for table, crm_id, key in rows_in(
+            self.backend, f"SELECT crm_table, crm_id, email_key FROM crm_record WHERE crm_table IN ({tables}) "
+            "AND crm_id IN ({marks})", crm_tables, crm_ids)]
 
     def linked_email_keys(self, link_table: str, link_ids: Iterable[str], record_tables: Sequence[str]) -> set[str]:
         """The addresses of the records these link rows point at, as the mirror holds them now."""

@@ -64,12 +64,13 @@ def mark_page(store: StateStore, crm_table: str, rows: Sequence[MirrorRow], dele
     ids = [row.crm_id for row in rows] + list(deleted)
     mirror = store.mirror
     if crm_table in person_tables:
-        keys = mirror.email_keys([crm_table], ids) | {row.email_key for row in rows if row.email_key}
+        keys = ({key for _, _, key in mirror.addresses([crm_table], ids) if key}
+                | {row.email_key for row in rows if row.email_key})
         records = [(crm_table, row.crm_id) for row in rows if not row.email_key]
     elif crm_table == link_table:
-        refs = {row.ref_id for row in rows if row.ref_id}
-        keys = mirror.linked_email_keys(crm_table, ids, person_tables) | mirror.email_keys(person_tables, refs)
-        records = mirror.without_address(person_tables, refs)
+        held = mirror.addresses(person_tables, {row.ref_id for row in rows if row.ref_id})
+        keys = mirror.linked_email_keys(crm_table, ids, person_tables) | {key for _, _, key in held if key}
+        records = [(table, crm_id) for table, crm_id, key in held if not key]
     else:
         reset(store, _accounts_changed(crm_table, mirror.data_of(crm_table, ids), rows, deleted))
         return 0
