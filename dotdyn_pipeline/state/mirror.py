@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,9 +39,6 @@ _UPSERT = ("ON CONFLICT (crm_table, crm_id) DO UPDATE SET parent_id = excluded.p
            "email_key = excluded.email_key, opted_out = excluded.opted_out, data = excluded.data, "
            "extracted_at = excluded.extracted_at")
 _STAGED = "temp.crm_record_staged"
-#: The mirror's partial indexes (sql/0007-0010) and the field that rows they hold have set.
-_FED_BY = {"crm_record_by_email": "email_key", "crm_record_by_parent": "parent_id",
-           "crm_record_opted_out": "opted_out"}
 
 
 class MirrorRow(NamedTuple):
@@ -61,17 +59,30 @@ def _record_rows(crm_table: str, rows: Iterable[MirrorRow], stamp: str) -> Itera
                orjson.dumps(r.data).decode(), stamp)
 
 
+def _outnumbered(backend: Backend) -> list[tuple[str, str]]:
+    """(name, definition) of the mirror's SQLite indexes that the staged rows would more than double: building
+    those from sorted keys costs less than inserting the rows one by one, and the others are cheaper kept up (a
+    first read of 50,000 leads beside a million contacts' addresses, say)."""
+    indexes = [(name, sql, (re.split(r"\sWHERE\s", sql, maxsplit=1, flags=re.IGNORECASE) + ["1"])[1])
+               for name, sql in backend.query("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                                              "AND tbl_name = 'crm_record' AND sql IS NOT NULL ORDER BY name")]
+    if not indexes:
+        return []
+    staged = backend.query(f"SELECT {', '.join(f'COUNT(CASE WHEN {rows} THEN 1 END)' for _, _, rows in indexes)} "
+                           f"FROM {_STAGED}")[0]
+    return [(name, sql) for (name, sql, rows), adding in zip(indexes, staged, strict=True)
+            if adding > backend.query(f"SELECT COUNT(*) FROM crm_record WHERE {rows}")[0][0]]
+
+
 @contextmanager
-def _rebuilt(backend: Backend, indexes: Sequence[str]) -> Iterator[None]:
-    """Drop these SQLite indexes for the block and create them again after it, as they were (in a transaction:
-    no reader sees the table without them)."""
-    statements = [backend.query("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,))[0][0]
-                  for name in indexes]
-    for name in indexes:
+def _rebuilt(backend: Backend, indexes: Sequence[tuple[str, str]]) -> Iterator[None]:
+    """Drop these SQLite indexes (name, definition) for the block and create them again after it (in a
+    transaction: no reader sees the table without them)."""
+    for name, _ in indexes:
         backend.execute(f"DROP INDEX {name}")
     yield
-    for statement in statements:
-        backend.execute(statement)
+    for _, definition in indexes:
+        backend.execute(definition)
 
 
 class CrmMirror:
@@ -92,25 +103,22 @@ class CrmMirror:
 
         `into_empty`: the block writes a full read of a table the mirror holds no row of (its first sync). On
         SQLite its rows are then staged in a temporary table with no index, and moved when the block ends, in
-        key order and in one transaction that rebuilds the indexes they feed from sorted keys. Kept up row by
-        row, at random places, those indexes took about half of a first extract's writes (a million contacts
-        and a million list members: 31.7 s written directly, 21.0 s staged). Should the block fail, nothing
-        of the read is kept, and the next read starts again from the beginning, as it would anyway."""
+        key order and in one transaction that rebuilds from sorted keys the indexes they would more than
+        double. Kept up row by row, at random places, the parent index took about half of a first read of 1.16M
+        list members (28-33 s written directly, 18-20 s staged). Should the block fail, nothing of the read is
+        kept, and the next read starts again from the beginning, as it would anyway."""
         if not into_empty or self.backend.name != "sqlite":
             yield lambda rows: self.upsert(crm_table, rows, stamp)
             return
         self.backend.execute(f"CREATE TABLE {_STAGED} (seq INTEGER PRIMARY KEY, crm_table TEXT, "
                              "crm_id TEXT, parent_id TEXT, ref_id TEXT, email_key TEXT, opted_out INTEGER, data TEXT, "
                              "extracted_at TEXT)")
-        fed: set[str] = set()
-
         def stage(rows: Sequence[MirrorRow]) -> int:
-            fed.update(index for index, column in _FED_BY.items() if any(getattr(r, column) for r in rows))
             return self.backend.executemany(f"INSERT INTO {_STAGED} ({_COLUMNS}) VALUES ({_MARKS})",
                                             _record_rows(crm_table, rows, stamp))
         try:
             yield stage
-            with self.backend.transaction(), _rebuilt(self.backend, sorted(fed)):
+            with self.backend.transaction(), _rebuilt(self.backend, _outnumbered(self.backend)):
                 self.backend.execute(f"INSERT INTO crm_record ({_COLUMNS}) SELECT {_COLUMNS} FROM {_STAGED} "
                                      f"WHERE true ORDER BY crm_id, seq {_UPSERT}")  # a later copy of a row wins
         finally:

@@ -185,3 +185,34 @@ def test_the_mirror_reads_of_a_sync_search_indexes_instead_of_scanning(tmp_path)
         assert "USING COVERING INDEX crm_record_by_parent" in links and "SCAN" not in links, links
     finally:
         store.close()
+
+
+def test_a_first_read_rebuilds_only_the_indexes_its_rows_would_more_than_double(tmp_path):
+    """On SQLite: building an index from sorted keys beats inserting its keys one by one only when most of them
+    are new, so a small first read beside a large index keeps that index up instead."""
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}", "dotdyn")
+
+    def first_read(table: str, rows: list[MirrorRow]) -> list[str]:
+        statements: list[str] = []
+        store.backend._conn.set_trace_callback(statements.append)
+        try:
+            with store.mirror.writer(table, "s1", into_empty=True) as write:
+                write(rows)
+        finally:
+            store.backend._conn.set_trace_callback(None)
+        return sorted(s.removeprefix("DROP INDEX ") for s in statements if s.startswith("DROP INDEX"))
+
+    try:
+        contacts = [MirrorRow(f"c{i}", {}, f"p{i}@example.com", opted_out=i < 2) for i in range(6)]
+        assert first_read("contact", contacts) == ["crm_record_by_email", "crm_record_opted_out"]
+        leads = [MirrorRow(f"l{i}", {}, f"lead{i}@example.com", opted_out=True) for i in range(3)]
+        leads.append(MirrorRow("l9", {}, "p1@example.com"))
+        # 4 addresses beside 6: kept up; 3 opted-out addresses beside 2: rebuilt
+        assert first_read("lead", leads) == ["crm_record_opted_out"]
+        assert first_read("listmember", [MirrorRow("m1", {}, parent_id="L1", ref_id="c1")]) == ["crm_record_by_parent"]
+        assert store.mirror.opted_out_keys() == {"p0@example.com", "p1@example.com", "lead0@example.com",
+                                                 "lead1@example.com", "lead2@example.com"}
+        assert sorted(store.mirror.holders(["p1@example.com"], ["contact", "lead"])["p1@example.com"]) == [
+            ("contact", "c1", {}), ("lead", "l9", {})]
+    finally:
+        store.close()
