@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dagster as dg
 import pandas as pd
 import pytest
 
 from dotdyn_pipeline.schemas.audience import AudienceMember
 from dotdyn_pipeline.schemas.email import normalise_emails, valid_email
+from dotdyn_pipeline.schemas.frame_type import ModelFrameType
 from dotdyn_pipeline.schemas.quarantine import SchemaDrift, split_valid
 
 GUID = "1d00fd12-c041-4d4f-86bb-7f8aabed2996"
@@ -92,3 +94,18 @@ def test_checking_a_batch_leaves_nothing_behind(email):
         assert frames() == before
     finally:
         gc.enable()
+
+
+def test_the_members_type_validates_an_output_unless_its_step_vouched_for_the_rows():
+    frame_type = ModelFrameType(AudienceMember)
+    assert frame_type.dagster_type.metadata["schema"].schema.columns[0].name == "list_id"  # the UI's columns
+    valid = split_valid(_members(), AudienceMember).valid
+    assert dg.check_dagster_type(frame_type.dagster_type, valid).success  # checked, and passes
+    unchecked = _members()
+    result = dg.check_dagster_type(frame_type.dagster_type, unchecked)
+    assert not result.success and "not_nullable" in result.description and "bad@" in result.description
+    # what the step made from the rows that passed: not validated again (so a frame vouched for, even
+    # wrongly, passes; the step quarantined the rest)
+    vouched = frame_type.vouch(unchecked)
+    assert dg.check_dagster_type(frame_type.dagster_type, vouched).success
+    assert not dg.check_dagster_type(frame_type.dagster_type, unchecked.copy()).success  # another frame is checked

@@ -34,7 +34,7 @@ def fingerprints(frame: pd.DataFrame, fields: list[str]) -> pd.Series:
 def audience_contacts(context: dg.AssetExecutionContext, audience_members: pd.DataFrame,
                       dataverse: DataverseResource, dotdigital: DotdigitalResource,
                       state: StateStoreResource) -> dg.Output[pd.DataFrame]:
-    gc.collect()  # the type check's copy of the last step's frame is in a reference cycle: free it now
+    gc.collect()  # what the last step left in reference cycles goes now (a 1M-member sync peaked 100 MB higher)
     started, account_id = time.monotonic(), context.partition_key
     store = state.open()
     try:

@@ -196,7 +196,7 @@ def _consent_events(account: str, book: int, faulted: dict[str, str]) -> Iterato
 def address_book_members(context: dg.AssetExecutionContext, audience_contacts: pd.DataFrame,
                          address_books: dict[str, int], dataverse: DataverseResource, dotdigital: DotdigitalResource,
                          state: StateStoreResource) -> dg.MaterializeResult:
-    gc.collect()  # the type check's copy of the last step's frame is in a reference cycle: free it now
+    gc.collect()  # what the last step left in reference cycles goes now (a 1M-member sync peaked 100 MB higher)
     started, account_id = time.monotonic(), context.partition_key
     fields = [column for column in audience_contacts.columns if column not in CONTACT_COLUMNS]
     scope = Scope.from_attr(audience_contacts.attrs[SCOPE_ATTR]) if SCOPE_ATTR in audience_contacts.attrs else None

@@ -9,14 +9,12 @@ skipped under one counted reason (see selection.py), and the metadata says how m
 
 import os
 import time
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-from dagster_pandera import pandera_schema_to_dagster_type
 
 from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, scope_for
@@ -25,6 +23,7 @@ from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent,
 from dotdyn_pipeline.resources import StateStoreResource
 from dotdyn_pipeline.schemas.audience import AudienceMember
 from dotdyn_pipeline.schemas.email import normalise_emails
+from dotdyn_pipeline.schemas.frame_type import ModelFrameType
 from dotdyn_pipeline.schemas.quarantine import split_valid
 from dotdyn_pipeline.state import QuarantinedRow, StateStore
 
@@ -34,9 +33,7 @@ MAX_QUARANTINE_SHARE = float(os.environ.get("DOTDYN_MAX_QUARANTINE_SHARE", "0.25
 #: looks at say nothing of the batch, and failing for them would stop every later sync of the account as well.
 MIN_ROWS_JUDGED = int(os.environ.get("DOTDYN_QUARANTINE_MIN_ROWS", "100"))
 QUALITY_CHECK = "member_quality"
-with warnings.catch_warnings():  # dagster-pandera's one function is marked beta; the dependency is pinned
-    warnings.simplefilter("ignore", dg.BetaWarning)
-    AUDIENCE_MEMBER_TYPE = pandera_schema_to_dagster_type(AudienceMember)
+AUDIENCE_MEMBERS = ModelFrameType(AudienceMember)
 BASE_COLUMNS = ["list_id", "crm_table", "crm_id", "email_raw", "donotbulkemail", "donotemail", "active",
                 "modifiedon"]
 TEXT_COLUMNS = ("list_id", "crm_table", "crm_id")
@@ -137,7 +134,7 @@ def _sample(rows: list[QuarantinedRow], limit: int = 10) -> str:
 
 @dg.asset(
     group_name="audience", partitions_def=email_account_partitions, deps=list(EXTRACT_ASSETS),
-    dagster_type=AUDIENCE_MEMBER_TYPE, kinds={"pandas"},
+    dagster_type=AUDIENCE_MEMBERS.dagster_type, kinds={"pandas"},
     check_specs=[dg.AssetCheckSpec(QUALITY_CHECK, asset="audience_members", blocking=True,
                                    description="Fails the run when the batch as a whole is unsafe "
                                                "(too large a share of rows quarantined).")],
@@ -174,7 +171,7 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
     del consent, split  # the output is written while this step waits at `yield`: hold only what it sends
     share = quarantined_rows / checked if checked else 0.0
     unique.kept.attrs[SCOPE_ATTR] = scope.to_attr()
-    yield dg.Output(unique.kept, metadata={
+    yield dg.Output(AUDIENCE_MEMBERS.vouch(unique.kept), metadata={  # rows of split.valid only
         "scope": dg.MetadataValue.text("every address" if scope.full else "addresses changed since the last sync"),
         "scope_reason": dg.MetadataValue.text(scope.reason),
         **({} if scope.full else {"addresses_in_scope": dg.MetadataValue.int(len(scope.keys)),
