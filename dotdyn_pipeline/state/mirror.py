@@ -105,7 +105,7 @@ class CrmMirror:
         SQLite its rows are then staged in a temporary table with no index, and moved when the block ends, in
         key order and in one transaction that rebuilds from sorted keys the indexes they would more than
         double. Kept up row by row, at random places, the parent index took about half of a first read of 1.16M
-        list members (28-33 s written directly, 18-20 s staged). Should the block fail, nothing of the read is
+        list members (25-33 s written directly, 16-20 s staged). Should the block fail, nothing of the read is
         kept, and the next read starts again from the beginning, as it would anyway."""
         if not into_empty or self.backend.name != "sqlite":
             yield lambda rows: self.upsert(crm_table, rows, stamp)
@@ -113,6 +113,7 @@ class CrmMirror:
         self.backend.execute(f"CREATE TABLE {_STAGED} (seq INTEGER PRIMARY KEY, crm_table TEXT, "
                              "crm_id TEXT, parent_id TEXT, ref_id TEXT, email_key TEXT, opted_out INTEGER, data TEXT, "
                              "extracted_at TEXT)")
+
         def stage(rows: Sequence[MirrorRow]) -> int:
             return self.backend.executemany(f"INSERT INTO {_STAGED} ({_COLUMNS}) VALUES ({_MARKS})",
                                             _record_rows(crm_table, rows, stamp))
