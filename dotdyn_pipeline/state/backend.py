@@ -148,6 +148,7 @@ class SqliteBackend(Backend):
 
     def __init__(self, path: Path) -> None:
         super().__init__()
+        self._temporary_only = False
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=self.BUSY_SECONDS)
@@ -173,7 +174,18 @@ class SqliteBackend(Backend):
                 time.sleep(0.01)
 
     def _begin(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now: no upgrade deadlocks later
+        # take the write lock now (no upgrade deadlocks later), unless the block writes temporary tables only
+        self._conn.execute("BEGIN" if self._temporary_only else "BEGIN IMMEDIATE")
+
+    @contextmanager
+    def temporary_writes(self) -> Iterator[None]:
+        """Transactions begun in the block write this connection's temporary tables only: they do not take
+        the database's write lock, and other connections write meanwhile."""
+        self._temporary_only = True
+        try:
+            yield
+        finally:
+            self._temporary_only = False
 
     def _commit(self) -> None:
         if self._conn.in_transaction:

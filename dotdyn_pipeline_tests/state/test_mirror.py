@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import timedelta
 
@@ -216,3 +217,27 @@ def test_a_first_read_rebuilds_only_the_indexes_its_rows_would_more_than_double(
             ("contact", "c1", {}), ("lead", "l9", {})]
     finally:
         store.close()
+
+
+def test_a_staged_first_read_leaves_the_store_writable_by_others_until_it_moves_its_rows(tmp_path):
+    """On SQLite: steps that run side by side extract into one store. While one stages a first read (written in
+    transactions, as the extract commits its pages) another writes at once; only the move at the end locks."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    reader, other = StateStore.open(url, "dotdyn"), StateStore.open(url, "dotdyn")
+    other.backend._conn.execute("PRAGMA busy_timeout=200")  # "locked" fails fast, not in 60 s
+    try:
+        with reader.mirror.writer("listmember", "s1", into_empty=True) as write:
+            for page in range(3):
+                with reader.backend.transaction():
+                    write([MirrorRow(f"m{page}", {}, parent_id="L1", ref_id=f"c{page}")])
+                    other.mirror.upsert("contact", [MirrorRow(f"c{page}", {"n": page}, f"p{page}@example.com")])
+            assert other.mirror.count("listmember") == 0, "staged rows are the reader's own until the move"
+        assert other.mirror.count("listmember") == 3 and reader.mirror.count("contact") == 3
+        assert [i for _, _, i, _ in other.mirror.members("listmember", ["L1"], ["contact"])] == ["c0", "c1", "c2"]
+        with reader.backend.transaction():  # an ordinary transaction takes the write lock at once, as before
+            reader.mirror.upsert("contact", [MirrorRow("c9", {}, "late@example.com")])
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.mirror.upsert("contact", [MirrorRow("c8", {}, "other@example.com")])
+    finally:
+        reader.close()
+        other.close()
