@@ -15,4 +15,10 @@ def build_definitions() -> dg.Definitions:
     )
 
 
+def audience_sync_job() -> dg.JobDefinition:
+    """The audience job, rebuilt from the environment as it is now: a target for `dg.reconstructable`, so that
+    `dg.execute_job` runs it with its own executor, a process per step."""
+    return build_definitions().resolve_job_def("audience_sync")
+
+
 defs = build_definitions()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import dagster as dg
 import psycopg2
@@ -32,6 +33,26 @@ def test_definitions_load_with_every_asset():
     assert defs.resolve_job_def("audience_sync").partitions_def.name == "email_account"
     assert defs.resolve_sensor_def("email_accounts") is not None
     assert defs.resolve_schedule_def("audience_schedule").cron_schedule == "*/15 * * * *"
+
+
+def test_the_audience_job_runs_a_process_per_step_unless_the_schedule_asks_for_one_process():
+    """A first sync, launched by hand, extracts its large tables side by side; a scheduled run carries the
+    changes since the last, and runs its short steps one after another in its own process."""
+    from dotdyn_pipeline.definitions import defs
+    from dotdyn_pipeline.defs.audience.jobs import IN_PROCESS, PROCESS_PER_STEP
+
+    job = defs.resolve_job_def("audience_sync")
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                            scheduled_execution_time=datetime(2026, 11, 29, 12, 15, tzinfo=UTC))
+        assert isinstance(defs.resolve_schedule_def("audience_schedule").evaluate_tick(context).skip_message, str)
+        instance.add_dynamic_partitions("email_account", ["b", "a"])
+        requests = defs.resolve_schedule_def("audience_schedule").evaluate_tick(context).run_requests
+    assert [(r.partition_key, r.run_key) for r in requests] == [("a", "a@2026-11-29T12:15:00+00:00"),
+                                                                 ("b", "b@2026-11-29T12:15:00+00:00")]
+    assert all(request.run_config == IN_PROCESS for request in requests)
+    # what a run launched for a partition by hand or by a backfill gets
+    assert job.partitioned_config.get_run_config_for_partition_key("a") == PROCESS_PER_STEP
 
 
 def test_engagement_assets_are_partitioned_by_account_and_day_and_backfill_in_one_run():

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from dagster._core.test_utils import instance_for_test
 
+from dotdyn_pipeline.defs.audience.jobs import PROCESS_PER_STEP
 from dotdyn_pipeline.demo import register_accounts, sandbox_environment
 from dotdyn_pipeline.sandbox.context import SandboxSettings
 from dotdyn_pipeline.sandbox.process import running_sandbox
@@ -114,6 +115,13 @@ class Pipeline:
     def sync(self, account: str, job: str = "audience_sync") -> dg.ExecuteInProcessResult:
         return self.defs.resolve_job_def(job).execute_in_process(partition_key=account, instance=self.instance,
                                                                 raise_on_error=False)
+
+    def deployed_sync(self, account: str) -> dg.ExecuteJobResult:
+        """The audience job as a partition's run is launched in a deployment: a process per step."""
+        from dotdyn_pipeline.definitions import audience_sync_job
+
+        return dg.execute_job(dg.reconstructable(audience_sync_job), self.instance, run_config=PROCESS_PER_STEP,
+                              tags={"dagster/partition": account}, raise_on_error=False)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,9 @@ def _assert_books_match(world, account):
 
 @pytest.fixture(scope="module")
 def first_sync(pipeline):
-    return {account: pipeline.sync(account) for account in pipeline.accounts}
+    """The first account as a deployment runs the job (a process per step), the second in this process."""
+    first, *others = pipeline.accounts
+    return {first: pipeline.deployed_sync(first), **{account: pipeline.sync(account) for account in others}}
 
 
 def test_accounts_become_partitions(world, pipeline):
@@ -37,6 +39,27 @@ def test_books_hold_exactly_the_valid_consenting_members(world, pipeline, first_
         accounted = (members["rows_out"] + members["rows_quarantined"]
                      + sum(v for k, v in members.items() if k.startswith("skipped_")))
         assert accounted == members["rows_in"], "every member row is loaded, quarantined or skipped"
+
+
+def test_a_deployed_run_extracts_tables_side_by_side_each_step_in_its_own_process(pipeline, first_sync):
+    run_id = first_sync[pipeline.accounts[0]].run_id
+    started, ended, workers, launched = {}, {}, set(), []
+    for record in pipeline.instance.all_logs(run_id):  # in the order they were written
+        event = record.dagster_event
+        if event and event.event_type_value == "STEP_START":
+            started[record.step_key] = record.timestamp
+        elif event and event.event_type_value == "STEP_SUCCESS":
+            ended[record.step_key] = record.timestamp
+        elif event and event.event_type_value == "STEP_WORKER_STARTING":
+            launched.append(record.step_key)
+        elif event and event.event_type_value == "STEP_WORKER_STARTED":
+            workers.add(record.step_key)
+    assert workers == set(started) and len(workers) == 10, "every step ran in a process of its own"
+    extracts = sorted(key for key in started if key.startswith("crm_"))
+    assert any(started[b] < ended[a] and started[a] < ended[b] for a in extracts for b in extracts if a < b), \
+        "some extracts ran at the same time"
+    assert launched.index("crm_contacts") < min(launched.index(k) for k in ("crm_leads", "crm_accounts")), \
+        "the largest table's step is launched before the smaller ones'"
 
 
 def test_a_second_run_without_changes_writes_nothing(world, pipeline, first_sync):

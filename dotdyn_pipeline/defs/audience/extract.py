@@ -44,6 +44,9 @@ class CrmTable:
     description: str
     to_mirror: Callable[[dict[str, Any]], MirrorRow]
     mapped: bool = False  # add the attributes that data mappings name for this table
+    #: Start before the other tables when steps run side by side: the largest tables, and what they wait on, so
+    #: that the longest path through the run starts at once.
+    first: bool = False
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +75,8 @@ DATA_MAPPINGS = CrmTable(
     "crm_data_mappings", "esc_emaildatamapping",
     ("esc_emaildatamappingid", "_esc_emailaccountid_value", "esc_entityname", "esc_attributename",
      "esc_datafieldname", "esc_datafieldtype", "statecode"),
-    "Which CRM attribute feeds which Dotdigital data field, per email account.", _plain("esc_emaildatamappingid"))
+    "Which CRM attribute feeds which Dotdigital data field, per email account.", _plain("esc_emaildatamappingid"),
+    first=True)
 MARKETING_LISTS = CrmTable(
     "crm_marketing_lists", "list",
     ("listid", "listname", "type", "createdfromcode", "statecode", "esc_activatedforemail",
@@ -80,10 +84,10 @@ MARKETING_LISTS = CrmTable(
     "Marketing lists: which sync to email, their account and their address book.", _plain("listid"))
 LIST_MEMBERS = CrmTable(
     "crm_list_members", "listmember", ("listmemberid", "_listid_value", "_entityid_value"),
-    "Who is on each marketing list (contacts, leads and accounts).", _list_member)
+    "Who is on each marketing list (contacts, leads and accounts).", _list_member, first=True)
 PEOPLE = tuple(
     CrmTable(f"crm_{plural}", name, (f"{name}id", *PERSON_COLUMNS), f"CRM {plural}: email, consent, mapped attributes.",
-             _person(f"{name}id"), mapped=True)
+             _person(f"{name}id"), mapped=True, first=name == "contact")
     for name, plural in (("contact", "contacts"), ("lead", "leads"), ("account", "accounts")))
 ALL_TABLES = (DATA_MAPPINGS, MARKETING_LISTS, LIST_MEMBERS, *PEOPLE)
 
@@ -169,7 +173,8 @@ def in_transactions(store: StateStore, pages: Iterable[ChangePage], rows_per_com
 
 def extract_asset(table: CrmTable, deps: tuple[str, ...] = ()) -> dg.AssetsDefinition:
     @dg.asset(name=table.asset_name, group_name="audience", kinds={"dataverse"}, pool="dataverse",
-              deps=list(deps), description=table.description)
+              deps=list(deps), description=table.description,
+              op_tags={"dagster/priority": "1"} if table.first else None)
     def _extract(context: dg.AssetExecutionContext, dataverse: DataverseResource,
                  state: StateStoreResource) -> dg.MaterializeResult:
         store = state.open()

@@ -9,16 +9,25 @@ from dotdyn_pipeline.defs.accounts.accounts import registered_accounts
 #: How often every account's audience is synced (cron; default every 15 minutes).
 AUDIENCE_CRON = os.environ.get("DOTDYN_AUDIENCE_CRON", "*/15 * * * *")
 
+#: Run config for a run whose steps are short: every step in the run's own process, one after another.
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+#: Run config for a run of large steps, what a partition's run gets unless told otherwise: each step has a process,
+#: forked from a server that has imported the code location once, and independent steps run side by side (a
+#: first sync extracts its largest CRM tables at the same time).
+PROCESS_PER_STEP = {"execution": {"config": {"multiprocess": {"start_method": {"forkserver": {}}}}}}
+
 audience_job = dg.define_asset_job(
-    "audience_sync", selection=dg.AssetSelection.groups("audience"),
+    "audience_sync", selection=dg.AssetSelection.groups("audience"), config=PROCESS_PER_STEP,
     description="Extract the CRM changes, then validate, map and load one account's address books.")
 
 
 @dg.schedule(cron_schedule=AUDIENCE_CRON, job=audience_job, default_status=dg.DefaultScheduleStatus.RUNNING)
 def audience_schedule(context: dg.ScheduleEvaluationContext):
-    """One audience run per registered email account."""
+    """One audience run per registered email account, in process: a scheduled run carries the changes since
+    the last, and a process per step would cost more than most of its steps take."""
     accounts = registered_accounts(context.instance)
     if isinstance(accounts, dg.SkipReason):
         return accounts
     tick = context.scheduled_execution_time.isoformat()
-    return [dg.RunRequest(partition_key=key, run_key=f"{key}@{tick}") for key in accounts]
+    return [dg.RunRequest(partition_key=key, run_key=f"{key}@{tick}", run_config=IN_PROCESS) for key in accounts]
