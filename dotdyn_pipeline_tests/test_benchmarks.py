@@ -3,8 +3,33 @@
 import json
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
+
+from dotdyn_pipeline.bench.measure import run_memory
+
+HOLD_200_MB = "import sys, time; block = bytearray(200 * 2**20); sys.stdout.write('held\\n'); sys.stdout.flush(); " \
+              "time.sleep(30)"
+
+
+def test_run_memory_adds_up_the_processes_started_in_the_block_and_leaves_out_those_before():
+    before = subprocess.Popen([sys.executable, "-c", HOLD_200_MB], stdout=subprocess.PIPE, text=True)
+    try:
+        assert before.stdout.readline() == "held\n"
+        with run_memory(interval=0.05) as memory:
+            started = subprocess.Popen([sys.executable, "-c", HOLD_200_MB], stdout=subprocess.PIPE, text=True)
+            assert started.stdout.readline() == "held\n"
+            time.sleep(0.3)
+            own = psutil.Process().memory_info().rss / 2**20
+            started.kill()
+            started.wait()
+    finally:
+        before.kill()
+        before.wait()
+    assert own + 200 < memory.total_mb < own + 200 + 150, "the process started in the block, not the one before"
+    assert memory.largest_mb >= max(own, 200)
 
 
 def test_the_audience_benchmark_measures_its_floor_on_a_fresh_twin_of_the_sandbox():
@@ -14,7 +39,8 @@ def test_the_audience_benchmark_measures_its_floor_on_a_fresh_twin_of_the_sandbo
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["floor_sandbox"] == "twin"
     assert result["rows"] > result["rows_loaded"] > 0, "some members are quarantined or skipped, most loaded"
-    for name in ("seconds", "peak_rss_mb", "dataverse_requests", "dotdigital_calls", "floor_read_seconds",
+    assert result["peak_rss_mb"] > result["peak_process_rss_mb"] > 0, "the full run's step processes are counted"
+    for name in ("seconds", "dataverse_requests", "dotdigital_calls", "floor_read_seconds",
                  "floor_upload_seconds", "floor_upload_rerun_seconds", "incremental_seconds", "incremental_calls"):
         assert result[name] > 0, name
     assert result["floor_seconds"] == pytest.approx(result["floor_read_seconds"] + result["floor_upload_seconds"],

@@ -1,8 +1,10 @@
 """The whole audience flow for one account through Dagster, against a floor of bare reads and a bare upload.
 
 Full run: every CRM table the flow extracts, validation, mapping and the bulk import into the account's
-books, from an empty state store. Then a share of the contacts changes in Dynamics and the flow runs again
-(incremental_seconds, incremental_calls).
+books, from an empty state store, as a run launched for the account's partition runs it: a process per step,
+independent steps side by side (peak_rss_mb adds up the resident memory of this process and of the run's step
+processes, peak_process_rss_mb is the largest of them). Then a share of the contacts changes in Dynamics and
+the flow runs again as the schedule runs it, in one process (incremental_seconds, incremental_calls).
 
 Floor (same run): bare httpx paging of the same tables with the same columns, plus a bare upload of the same
 CSV rows (each book's rows into a book of its own, as the flow sends them) and polling until every import
@@ -25,10 +27,11 @@ import dagster as dg
 
 from dotdyn_pipeline.bench import extract, load
 from dotdyn_pipeline.bench.contract import control_http, dataverse_config, dotdigital_http
-from dotdyn_pipeline.bench.measure import peak_rss_mb, stopwatch
+from dotdyn_pipeline.bench.measure import run_memory, stopwatch
 from dotdyn_pipeline.connectors.dataverse import DataverseClient, MsalTokenSource
 from dotdyn_pipeline.connectors.dataverse.odata import query
 from dotdyn_pipeline.defs.audience.contacts import CONTACT_COLUMNS
+from dotdyn_pipeline.defs.audience.jobs import IN_PROCESS, PROCESS_PER_STEP
 from dotdyn_pipeline.defs.audience.load import import_rows
 
 
@@ -55,23 +58,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            lambda: running_sandbox(Path(directory) / "twin", settings, timeout=3600))
 
 
-def audience_job() -> dg.JobDefinition:
-    """The audience job, rebuilt by name for `execute_job`."""
-    from dotdyn_pipeline.definitions import build_definitions
-
-    return build_definitions().resolve_job_def("audience_sync")
-
-
-#: Every step in this process, one after another. (`execute_in_process` would also keep every step's output in
-#: memory until the run ends, which no deployed run does.)
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-
-
-def _sync(instance: dg.DagsterInstance, account: str) -> tuple[float, dict[str, dict]]:
+def _sync(instance: dg.DagsterInstance, account: str, run_config: dict[str, Any]) -> tuple[float, dict[str, dict]]:
+    """Run the audience job as a deployment would (`execute_job`: `execute_in_process` would also keep every
+    step's output in memory until the run ends); return its seconds and each asset's metadata."""
+    from dotdyn_pipeline.definitions import audience_sync_job
     from dotdyn_pipeline.demo import QUIET, materialized_facts
 
     with stopwatch() as watch:
-        result = dg.execute_job(dg.reconstructable(audience_job), instance, run_config={**QUIET, **IN_PROCESS},
+        result = dg.execute_job(dg.reconstructable(audience_sync_job), instance, run_config={**QUIET, **run_config},
                                 tags={"dagster/partition": account})
     if not result.success:
         raise RuntimeError(f"the audience run of account {account} failed; see its events in the Dagster UI")
@@ -98,8 +92,8 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
     (home / "dagster").mkdir()
     with dg.DagsterInstance.local_temp(str(home / "dagster")) as instance:
         instance.add_dynamic_partitions("email_account", [account["emailaccount_id"]])
-        seconds, facts = _sync(instance, account["emailaccount_id"])
-        peak = peak_rss_mb()
+        with run_memory() as memory:  # as a partition's run is launched: a process per step, side by side
+            seconds, facts = _sync(instance, account["emailaccount_id"], PROCESS_PER_STEP)
         contacts = defs.load_asset_value("audience_contacts", partition_key=account["emailaccount_id"],
                                          instance=instance)
 
@@ -110,7 +104,8 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
             changed = max(1, round(people * change_share))
             control.post("/dataverse/seed-changes", json={"set": "contacts", "seed": 1, "modify": changed}
                          ).raise_for_status()
-        incremental_seconds, incremental = _sync(instance, account["emailaccount_id"])
+        # as the schedule runs it: a change run's steps are short, and a process each would cost more than most take
+        incremental_seconds, incremental = _sync(instance, account["emailaccount_id"], IN_PROCESS)
     if twin:
         with twin() as fresh:
             _copy_data_fields(contract, fresh, fields)
@@ -119,7 +114,8 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
         read_floor, upload_floor = _read_floor(contract), rerun_floor
     return {
         "rows": facts["audience_members"]["rows_in"],
-        "rows_loaded": facts["address_book_members"]["rows_imported"], "seconds": seconds, "peak_rss_mb": peak,
+        "rows_loaded": facts["address_book_members"]["rows_imported"], "seconds": seconds,
+        "peak_rss_mb": memory.total_mb, "peak_process_rss_mb": memory.largest_mb,
         "dataverse_requests": _calls(facts, "dataverse_requests"),
         "dotdigital_calls": _calls(facts, "dotdigital_calls"),
         "floor_seconds": round(read_floor + upload_floor, 3), "floor_read_seconds": read_floor,

@@ -1,12 +1,16 @@
-"""Measuring helpers shared by the benchmarks: wall time and this process's peak memory."""
+"""Measuring helpers shared by the benchmarks: wall time and peak memory, of this process or of the processes
+it starts."""
 
 from __future__ import annotations
 
 import resource
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+
+import psutil
 
 
 def peak_rss_mb() -> float:
@@ -27,3 +31,41 @@ def stopwatch() -> Iterator[Stopwatch]:
         yield watch
     finally:
         watch.seconds = round(time.perf_counter() - start, 3)
+
+
+@dataclass
+class RunMemory:
+    total_mb: float = 0.0  # the most this process and those it started held at once (resident sets added up)
+    largest_mb: float = 0.0  # the most any one of them held
+
+
+@contextmanager
+def run_memory(interval: float = 0.1) -> Iterator[RunMemory]:
+    """Sample, until the block ends, the resident memory of this process and of the processes it starts in the
+    block (a run's step processes; not a sandbox started before). Pages that forked processes share are counted
+    in each: the total is an upper bound."""
+    peak, stop, me = RunMemory(), threading.Event(), psutil.Process()
+    before = {process.pid for process in me.children(recursive=True)}
+
+    def sample() -> None:
+        while not stop.wait(interval):
+            sizes = []
+            for process in [me, *me.children(recursive=True)]:
+                if process.pid in before:
+                    continue
+                try:
+                    sizes.append(process.memory_info().rss)
+                except psutil.Error:  # ended since it was listed
+                    pass
+            peak.total_mb = max(peak.total_mb, round(sum(sizes) / 2**20, 1))
+            peak.largest_mb = max(peak.largest_mb, round(max(sizes) / 2**20, 1))
+
+    sampler = threading.Thread(target=sample, name="memory-sampler", daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        sampler.join()
+        peak.largest_mb = max(peak.largest_mb, peak_rss_mb())  # this process's own peak is exact
+        peak.total_mb = max(peak.total_mb, peak.largest_mb)
