@@ -21,8 +21,9 @@ def test_run_memory_adds_up_the_processes_started_in_the_block_and_leaves_out_th
         with run_memory(interval=0.05) as memory:
             started = subprocess.Popen([sys.executable, "-c", HOLD_200_MB], stdout=subprocess.PIPE, text=True)
             assert started.stdout.readline() == "held\n"
-            time.sleep(0.3)
-            own = psutil.Process().memory_info().rss / 2**20
+            own, deadline = psutil.Process().memory_info().rss / 2**20, time.monotonic() + 10
+            while memory.total_mb < own + 200 and time.monotonic() < deadline:
+                time.sleep(0.05)  # until a sample has seen the child holding its memory
             started.kill()
             started.wait()
     finally:
