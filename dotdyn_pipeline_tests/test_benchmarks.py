@@ -10,17 +10,21 @@ import pytest
 
 from dotdyn_pipeline.bench.measure import run_memory
 
-HOLD_200_MB = "import sys, time; block = bytearray(200 * 2**20); sys.stdout.write('held\\n'); sys.stdout.flush(); " \
-              "time.sleep(30)"
+
+def _holding_200_mb() -> subprocess.Popen:
+    """A process that holds 200 MB until its standard input closes or it is killed, once it says so."""
+    process = subprocess.Popen([sys.executable, "-c", "import sys; block = bytearray(200 * 2**20); "
+                                "print('held', flush=True); sys.stdin.read()"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "held\n"
+    return process
 
 
 def test_run_memory_adds_up_the_processes_started_in_the_block_and_leaves_out_those_before():
-    before = subprocess.Popen([sys.executable, "-c", HOLD_200_MB], stdout=subprocess.PIPE, text=True)
+    before = _holding_200_mb()
     try:
-        assert before.stdout.readline() == "held\n"
         with run_memory(interval=0.05) as memory:
-            started = subprocess.Popen([sys.executable, "-c", HOLD_200_MB], stdout=subprocess.PIPE, text=True)
-            assert started.stdout.readline() == "held\n"
+            started = _holding_200_mb()
             own, deadline = psutil.Process().memory_info().rss / 2**20, time.monotonic() + 10
             while memory.total_mb < own + 200 and time.monotonic() < deadline:
                 time.sleep(0.05)  # until a sample has seen the child holding its memory
