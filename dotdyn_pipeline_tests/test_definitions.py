@@ -55,6 +55,16 @@ def test_the_audience_job_runs_a_process_per_step_unless_the_schedule_asks_for_o
     assert job.partitioned_config.get_run_config_for_partition_key("a") == PROCESS_PER_STEP
 
 
+
+def test_step_processes_are_forked_from_a_server_that_has_imported_the_module_they_load_the_job_from():
+    """Dagster's forkserver preloads none of the code location unless told which module, and ignores a module
+    that fails to import: a wrong name would go unnoticed, and every step process would import it again."""
+    from dotdyn_pipeline.definitions import audience_sync_job
+    from dotdyn_pipeline.defs.audience.jobs import PROCESS_PER_STEP
+
+    forkserver = PROCESS_PER_STEP["execution"]["config"]["multiprocess"]["start_method"]["forkserver"]
+    assert forkserver["preload_modules"] == [dg.reconstructable(audience_sync_job).get_module()]
+
 def test_engagement_assets_are_partitioned_by_account_and_day_and_backfill_in_one_run():
     from dotdyn_pipeline.definitions import defs
 
