@@ -37,6 +37,8 @@ CONSENT_FAULTS = ("suppress", "unsubscrib", "bounce", "complain", "blocked")
 #: Address books loaded at once: their imports then overlap instead of queueing.
 PARALLEL_BOOKS = 4
 NO_ROWS = np.array([], dtype=np.intp)
+#: What a book member is saved with (BookMember's fields, its Dotdigital id aside).
+SAVED_COLUMNS = ["email_key", "crm_table", "crm_id", "fingerprint"]
 
 
 @dataclass
@@ -97,6 +99,12 @@ def import_rows(frame: pd.DataFrame, fields: list[str], slice_rows: int = 50_000
             yield dict(zip(columns, row, strict=True))
 
 
+def _by_key(keys: pd.Series) -> np.ndarray:
+    """Row positions of `keys` in key order (Python sorts strings about twice as fast as numpy's argsort)."""
+    values = keys.to_numpy(dtype=object)
+    return np.array(sorted(range(len(values)), key=values.__getitem__), dtype=np.intp)
+
+
 def _contact_id(client: DotdigitalClient, known: Any, email: str) -> int | None:
     if not pd.isna(known):
         return int(known)
@@ -136,6 +144,10 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
         counts.email_changes += 1
     store.link_contacts(links)
 
+    # Those imported are saved in address order once the import ends: they then extend the book's key index at
+    # its end (870,000 members in 3.3 s, not 7.1 s). The order is found before the upload, when the server is
+    # busy with the other books' imports, not after the last import, when the run waits for the save.
+    saved = send[SAVED_COLUMNS].iloc[_by_key(send["email_key"])]
     faults = []
     if not send.empty:
         try:
@@ -154,7 +166,7 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
     counts.faulted += len(faulted)
     counts.imported += len(send) - len(faulted)
     _record_faults(store, account, book, send, faulted, run_id)
-    loaded = send.loc[~send["email_key"].isin(faulted), ["email_key", "crm_table", "crm_id", "fingerprint"]]
+    loaded = saved[~saved["email_key"].isin(faulted)]
     store.books.save(account, book, (BookMember(*row) for row in loaded.itertuples(index=False, name=None)))
 
     for row in plan.remove.itertuples(index=False):
