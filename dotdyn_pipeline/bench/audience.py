@@ -2,8 +2,10 @@
 
 Full run: every CRM table the flow extracts, validation, mapping and the bulk import into the account's
 books, from an empty state store, as a run launched for the account's partition runs it: a process per step,
-independent steps side by side (peak_rss_mb adds up the resident memory of this process and of the run's step
-processes, peak_process_rss_mb is the largest of them). Then a share of the contacts changes in Dynamics and
+independent steps side by side. peak_rss_mb is the most memory this process and the run's processes held at
+once, each page counted once (their proportional set sizes added up: the step processes are forked from one
+server and share its pages); peak_rss_sum_mb adds up their resident sets, shared pages counted in each (an upper
+bound); peak_process_rss_mb is the largest one process. Then a share of the contacts changes in Dynamics and
 the flow runs again as the schedule runs it, in one process (incremental_seconds, incremental_calls).
 
 Floor (same run): bare httpx paging of the same tables with the same columns, plus a bare upload of the same
@@ -115,7 +117,8 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
     return {
         "rows": facts["audience_members"]["rows_in"],
         "rows_loaded": facts["address_book_members"]["rows_imported"], "seconds": seconds,
-        "peak_rss_mb": memory.total_mb, "peak_process_rss_mb": memory.largest_mb,
+        "peak_rss_mb": memory.total_mb, "peak_rss_sum_mb": memory.rss_sum_mb,
+        "peak_process_rss_mb": memory.largest_mb,
         "dataverse_requests": _calls(facts, "dataverse_requests"),
         "dotdigital_calls": _calls(facts, "dotdigital_calls"),
         "floor_seconds": round(read_floor + upload_floor, 3), "floor_read_seconds": read_floor,

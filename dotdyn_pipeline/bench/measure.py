@@ -35,15 +35,23 @@ def stopwatch() -> Iterator[Stopwatch]:
 
 @dataclass
 class RunMemory:
-    total_mb: float = 0.0  # the most this process and those it started held at once (resident sets added up)
-    largest_mb: float = 0.0  # the most any one of them held
+    total_mb: float = 0.0  # the most this process and those it started held at once, each page counted once
+    rss_sum_mb: float = 0.0  # the most their resident sets added up to (pages they share counted in each)
+    largest_mb: float = 0.0  # the most any one of them held (resident set)
+
+
+def _sizes(process: psutil.Process) -> tuple[int, int]:
+    """(proportional set size, resident set size) of `process`: the PSS shares each page among the processes that
+    map it, so the sizes of processes forked from one another add up to the memory they hold together."""
+    memory = process.memory_full_info()
+    return memory.pss, memory.rss
 
 
 @contextmanager
 def run_memory(interval: float = 0.1) -> Iterator[RunMemory]:
-    """Sample, until the block ends, the resident memory of this process and of the processes it starts in the
-    block (a run's step processes; not a sandbox started before). Pages that forked processes share are counted
-    in each: the total is an upper bound."""
+    """Sample, until the block ends, the memory of this process and of the processes it starts in the block (a
+    run's step processes, forked from a server that has imported the code they share; not a sandbox started
+    before)."""
     peak, stop, me = RunMemory(), threading.Event(), psutil.Process()
     before = {process.pid for process in me.children(recursive=True)}
 
@@ -54,11 +62,12 @@ def run_memory(interval: float = 0.1) -> Iterator[RunMemory]:
                 if process.pid in before:
                     continue
                 try:
-                    sizes.append(process.memory_info().rss)
+                    sizes.append(_sizes(process))
                 except psutil.Error:  # ended since it was listed
                     pass
-            peak.total_mb = max(peak.total_mb, round(sum(sizes) / 2**20, 1))
-            peak.largest_mb = max(peak.largest_mb, round(max(sizes) / 2**20, 1))
+            peak.total_mb = max(peak.total_mb, round(sum(pss for pss, _ in sizes) / 2**20, 1))
+            peak.rss_sum_mb = max(peak.rss_sum_mb, round(sum(rss for _, rss in sizes) / 2**20, 1))
+            peak.largest_mb = max(peak.largest_mb, round(max(rss for _, rss in sizes) / 2**20, 1))
 
     sampler = threading.Thread(target=sample, name="memory-sampler", daemon=True)
     sampler.start()
@@ -68,4 +77,4 @@ def run_memory(interval: float = 0.1) -> Iterator[RunMemory]:
         stop.set()
         sampler.join()
         peak.largest_mb = max(peak.largest_mb, peak_rss_mb())  # this process's own peak is exact
-        peak.total_mb = max(peak.total_mb, peak.largest_mb)
+        peak.rss_sum_mb = max(peak.rss_sum_mb, peak.largest_mb)
