@@ -24,6 +24,8 @@ from dotdyn_pipeline.schemas.email import address_key
 from dotdyn_pipeline.state import ORG_SCOPE, MirrorRow, StateStore
 
 PERSON_TABLES = ("contact", "lead", "account")
+#: list.createdfromcode (the list's member type) -> the table every member of the list comes from.
+MEMBER_TYPES = {1: "account", 2: "contact", 4: "lead"}
 #: Columns every person row needs for the rules (consent, validation, precedence).
 PERSON_COLUMNS = ("emailaddress1", "donotbulkemail", "donotemail", "statecode", "modifiedon")
 EXTRACT_LEASE_TTL = timedelta(hours=2)

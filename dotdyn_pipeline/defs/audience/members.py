@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import dagster as dg
@@ -18,7 +19,7 @@ import pandas as pd
 
 from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, scope_for
-from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, PERSON_TABLES
+from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, MEMBER_TYPES, PERSON_TABLES
 from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
 from dotdyn_pipeline.resources import StateStoreResource
 from dotdyn_pipeline.schemas.audience import AudienceMember
@@ -54,6 +55,17 @@ def account_lists(store: StateStore, account_id: str) -> list[dict[str, Any]]:
     return [row for row in store.mirror.rows("list")
             if row.get("_esc_emailaccountid_value") == account_id and row.get("esc_activatedforemail")
             and row.get("statecode", 0) == 0]
+
+
+def by_member_table(lists: Iterable[dict[str, Any]]) -> list[tuple[tuple[str, ...], list[str]]]:
+    """The lists' ids grouped by the table their members come from: the list's member type, or every people
+    table for a list without a known one. A member looked up in one table, not three: reading 1.16M members
+    from the mirror took 4.0 s instead of 5.1 s."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for row in lists:
+        table = MEMBER_TYPES.get(row.get("createdfromcode"))
+        groups.setdefault((table,) if table else PERSON_TABLES, []).append(row["listid"])
+    return list(groups.items())
 
 
 def account_mappings(store: StateStore, account_id: str) -> list[DataMapping]:
@@ -147,7 +159,8 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
         scope = scope_for(store, account)
         lists = account_lists(store, account)
         list_ids = [row["listid"] for row in lists]
-        members = (store.mirror.members("listmember", list_ids, PERSON_TABLES) if scope.full else
+        members = (chain.from_iterable(store.mirror.members("listmember", ids, tables)
+                                       for tables, ids in by_member_table(lists)) if scope.full else
                    store.mirror.members_with_keys("listmember", list_ids, PERSON_TABLES, scope.keys, scope.records))
         frame = member_frame(members, account_mappings(store, account))
         rows_in = len(frame)

@@ -17,6 +17,7 @@ from typing import Any
 
 from dotdyn_pipeline.connectors.dataverse import DataverseClient
 from dotdyn_pipeline.connectors.dataverse.client import RecordOutcome
+from dotdyn_pipeline.defs.audience.extract import MEMBER_TYPES
 from dotdyn_pipeline.defs.audience.members import account_lists
 from dotdyn_pipeline.defs.consent.ledger import ACCOUNT_SCOPE, DOTDIGITAL
 from dotdyn_pipeline.defs.consent.outcomes import Outcomes
@@ -25,8 +26,6 @@ from dotdyn_pipeline.state import LedgerEntry, StateStore
 
 DEFAULT_ATTRIBUTE = "donotbulkemail"
 LIST_UNSUBSCRIBER_KEY = ("_esc_listid_value", "esc_email")
-#: list.createdfromcode -> the kind of person its members are.
-MEMBER_TYPES = {1: "account", 2: "contact", 4: "lead"}
 _ATTRIBUTE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 
 

@@ -44,3 +44,22 @@ def test_a_fingerprint_changes_with_any_sent_value_and_only_with_them():
     assert prints[0] == prints[1], "what is not sent does not count"
     assert len({prints[0], prints[2], prints[3]}) == 3
     assert fingerprints(frame.iloc[::-1], ["A", "B"]).tolist() == prints[::-1], "a row's digest is its own"
+
+
+def test_each_list_reads_its_members_from_the_table_of_its_member_type(store):
+    """A list's members are all of its member type (createdfromcode): a link to a record of another table is
+    not one of its members; a list whose type is unknown looks in every people table."""
+    from dotdyn_pipeline.defs.audience.members import by_member_table
+    from dotdyn_pipeline.state import MirrorRow
+
+    store.mirror.upsert("contact", [MirrorRow("c1", {"emailaddress1": "ann@example.com"}, "ann@example.com")])
+    store.mirror.upsert("lead", [MirrorRow("l1", {"emailaddress1": "cy@example.com"}, "cy@example.com")])
+    store.mirror.upsert("listmember", [MirrorRow(f"m{n}", {}, parent_id=parent, ref_id=ref) for n, (parent, ref) in
+                                       enumerate([("C", "c1"), ("C", "l1"), ("L", "l1"), ("U", "c1"), ("U", "l1")])])
+    lists = [{"listid": "C", "createdfromcode": 2}, {"listid": "L", "createdfromcode": 4},
+             {"listid": "X", "createdfromcode": 2}, {"listid": "U"}]
+    groups = by_member_table(lists)
+    assert groups == [(("contact",), ["C", "X"]), (("lead",), ["L"]), (("contact", "lead", "account"), ["U"])]
+    found = {(parent, table, crm_id) for tables, ids in groups
+             for parent, table, crm_id, _ in store.mirror.members("listmember", ids, tables)}
+    assert found == {("C", "contact", "c1"), ("L", "lead", "l1"), ("U", "contact", "c1"), ("U", "lead", "l1")}
