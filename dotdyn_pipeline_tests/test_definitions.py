@@ -55,7 +55,6 @@ def test_the_audience_job_runs_a_process_per_step_unless_the_schedule_asks_for_o
     assert job.partitioned_config.get_run_config_for_partition_key("a") == PROCESS_PER_STEP
 
 
-
 def test_step_processes_are_forked_from_a_server_that_has_imported_the_module_they_load_the_job_from():
     """Dagster's forkserver preloads none of the code location unless told which module, and ignores a module
     that fails to import: a wrong name would go unnoticed, and every step process would import it again."""

@@ -37,8 +37,8 @@ CONSENT_FAULTS = ("suppress", "unsubscrib", "bounce", "complain", "blocked")
 #: Address books loaded at once: their imports then overlap instead of queueing.
 PARALLEL_BOOKS = 4
 NO_ROWS = np.array([], dtype=np.intp)
-#: What a book member is saved with (BookMember's fields, its Dotdigital id aside).
-SAVED_COLUMNS = ["email_key", "crm_table", "crm_id", "fingerprint"]
+#: What a book member is saved with: BookMember's fields, its Dotdigital id (kept from before) aside.
+SAVED_COLUMNS = list(BookMember._fields[:-1])
 
 
 @dataclass
