@@ -178,9 +178,19 @@ class SqliteBackend(Backend):
         self._conn.execute("BEGIN" if self._temporary_only else "BEGIN IMMEDIATE")
 
     @contextmanager
+    def scratch(self) -> Iterator[str]:
+        """A private database on a temporary file, attached for the block under the schema name it yields, and
+        deleted whole when the block ends: no page of it is freed one by one, as dropping its tables would."""
+        self._conn.execute("ATTACH DATABASE '' AS scratch")
+        try:
+            yield "scratch"
+        finally:
+            self._conn.execute("DETACH DATABASE scratch")
+
+    @contextmanager
     def temporary_writes(self) -> Iterator[None]:
-        """Transactions begun in the block write this connection's temporary tables only: they do not take
-        the database's write lock, and other connections write meanwhile."""
+        """Transactions begun in the block write this connection's temporary or scratch tables only: they do
+        not take the database's write lock, and other connections write meanwhile."""
         self._temporary_only = True
         try:
             yield

@@ -75,6 +75,28 @@ def test_a_writer_for_a_first_read_keeps_what_upsert_keeps(store, into_empty):
     assert [(p, i) for p, _, i, _ in mirror.members("listmember", ["L1"], ["contact"])] == [("L1", "c1"), ("L1", "c3")]
 
 
+def test_a_staged_first_read_leaves_no_scratch_database_behind(tmp_path):
+    """On SQLite: the staged rows live in a scratch database attached for the read, which is gone after it,
+    whether the read ends or fails, so the connection stages the next first read afresh."""
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}", "dotdyn")
+
+    def databases() -> list[str]:
+        return [name for _, name, _ in store.backend.query("PRAGMA database_list")]
+
+    try:
+        before = databases()
+        with store.mirror.writer("contact", "s1", into_empty=True) as write:
+            write([MirrorRow("c1", {}, "ann@example.com")])
+            assert databases() == [*before, "scratch"]
+        assert databases() == before
+        with pytest.raises(ConnectionError), store.mirror.writer("lead", "s1", into_empty=True) as write:
+            write([MirrorRow("l1", {}, "bob@example.com")])
+            raise ConnectionError("the read stopped")
+        assert databases() == before and store.mirror.count("lead") == 0 and store.mirror.count("contact") == 1
+    finally:
+        store.close()
+
+
 def test_mirror_keeps_unicode_data_as_read(store):
     store.mirror.upsert("contact", [MirrorRow("c1", {"fullname": "Zoë Çelik", "n": 3, "ok": True})])
     assert store.mirror.rows("contact") == [{"fullname": "Zoë Çelik", "n": 3, "ok": True}]
