@@ -68,10 +68,10 @@ def _outnumbered(backend: Backend, staged: str) -> list[tuple[str, str]]:
                                               "AND tbl_name = 'crm_record' AND sql IS NOT NULL ORDER BY name")]
     if not indexes:
         return []
-    staged = backend.query(f"SELECT {', '.join(f'COUNT(CASE WHEN {rows} THEN 1 END)' for _, _, rows in indexes)} "
+    adding = backend.query(f"SELECT {', '.join(f'COUNT(CASE WHEN {rows} THEN 1 END)' for _, _, rows in indexes)} "
                            f"FROM {staged}")[0]
-    return [(name, sql) for (name, sql, rows), adding in zip(indexes, staged, strict=True)
-            if adding > backend.query(f"SELECT COUNT(*) FROM crm_record WHERE {rows}")[0][0]]
+    return [(name, sql) for (name, sql, rows), added in zip(indexes, adding, strict=True)
+            if added > backend.query(f"SELECT COUNT(*) FROM crm_record WHERE {rows}")[0][0]]
 
 
 @contextmanager
@@ -102,8 +102,8 @@ class CrmMirror:
         """A function that writes rows of `crm_table` as `upsert` does, for the block.
 
         `into_empty`: the block writes a full read of a table the mirror holds no row of (its first sync). On
-        SQLite its rows are then staged in a scratch database's table with no index, and moved when the block ends, in
-        key order and in one transaction that rebuilds from sorted keys the indexes they would more than
+        SQLite its rows are then staged in a table with no index, in a scratch database, and moved when the block
+        ends, in key order and in one transaction that rebuilds from sorted keys the indexes they would more than
         double. Kept up row by row, at random places, the parent index took about half of a first read of 1.16M
         list members (25-33 s written directly, 16-20 s staged). Staging takes no write lock on the database, so
         steps extracting other tables side by side write meanwhile; only the move does. The scratch database then
