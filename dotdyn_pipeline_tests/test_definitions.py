@@ -64,6 +64,7 @@ def test_step_processes_are_forked_from_a_server_that_has_imported_the_module_th
     forkserver = PROCESS_PER_STEP["execution"]["config"]["multiprocess"]["start_method"]["forkserver"]
     assert forkserver["preload_modules"] == [dg.reconstructable(audience_sync_job).get_module()]
 
+
 def test_engagement_assets_are_partitioned_by_account_and_day_and_backfill_in_one_run():
     from dotdyn_pipeline.definitions import defs
 

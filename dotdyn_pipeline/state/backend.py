@@ -181,11 +181,13 @@ class SqliteBackend(Backend):
     def scratch(self) -> Iterator[str]:
         """A private database on a temporary file, attached for the block under the schema name it yields, and
         deleted whole when the block ends: no page of it is freed one by one, as dropping its tables would."""
-        self._conn.execute("ATTACH DATABASE '' AS scratch")
+        with self._lock:  # as every other use of the connection: not while another thread is in a transaction
+            self._conn.execute("ATTACH DATABASE '' AS scratch")
         try:
             yield "scratch"
         finally:
-            self._conn.execute("DETACH DATABASE scratch")
+            with self._lock:
+                self._conn.execute("DETACH DATABASE scratch")
 
     @contextmanager
     def temporary_writes(self) -> Iterator[None]:
