@@ -21,6 +21,7 @@ from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, scope_for
 from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, MEMBER_TYPES, PERSON_TABLES
 from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
+from dotdyn_pipeline.defs.collector import collector_paused
 from dotdyn_pipeline.resources import StateStoreResource
 from dotdyn_pipeline.schemas.audience import AudienceMember
 from dotdyn_pipeline.schemas.email import normalise_emails
@@ -162,7 +163,8 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
         members = (chain.from_iterable(store.mirror.members("listmember", ids, tables)
                                        for tables, ids in by_member_table(lists)) if scope.full else
                    store.mirror.members_with_keys("listmember", list_ids, PERSON_TABLES, scope.keys, scope.records))
-        frame = member_frame(members, account_mappings(store, account))
+        with collector_paused():
+            frame = member_frame(members, account_mappings(store, account))
         rows_in = len(frame)
         without_record = store.mirror.link_count("listmember", list_ids) - rows_in if scope.full else None
         books = {row["esc_addressbookid"]: row["listid"] for row in lists if row.get("esc_addressbookid")}
