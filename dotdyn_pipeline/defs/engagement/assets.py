@@ -17,6 +17,7 @@ import dagster as dg
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient
 from dotdyn_pipeline.connectors.dotdigital.models import Campaign
 from dotdyn_pipeline.defs.ahead import read_ahead
+from dotdyn_pipeline.defs.collector import collector_paused
 from dotdyn_pipeline.defs.engagement.rows import (
     CAMPAIGNS,
     CLICKS,
@@ -132,7 +133,7 @@ def _campaign_stream_asset(stream: CampaignStream, description: str) -> dg.Asset
               description=description)
     def _asset(context: dg.AssetExecutionContext, dataverse: DataverseResource, dotdigital: DotdigitalResource,
                state: StateStoreResource) -> dg.MaterializeResult:
-        with EngagementRun(context, dataverse, dotdigital, state) as run:
+        with EngagementRun(context, dataverse, dotdigital, state) as run, collector_paused():
             return _import_campaign_stream(run, stream)
     return _asset
 
