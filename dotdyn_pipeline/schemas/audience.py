@@ -13,20 +13,24 @@ GUID_PATTERN = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-
 
 
 class AudienceMember(pa.DataFrameModel):
-    """A list member ready to be checked for consent and sent. Data field columns (upper case) may follow."""
+    """A list member ready to be checked for consent and sent. Data field columns (upper case) may follow.
 
-    list_id: Series[str] = pa.Field(str_matches=GUID_PATTERN)
-    crm_table: Series[str] = pa.Field(isin=CRM_TABLES)
-    crm_id: Series[str] = pa.Field(str_matches=GUID_PATTERN)
-    email: Series[str] = pa.Field(nullable=False, str_length={"max_value": MAX_EMAIL_LENGTH})
-    email_raw: Series[str] = pa.Field(nullable=True)
+    Text columns are pandas' string dtype: pandera checks an object column's type by calling a function on every
+    value (it still accepts one that holds only text), a string column's by its dtype. Checking a million members
+    took 3.1 s instead of 4.1 s."""
+
+    list_id: Series[pd.StringDtype] = pa.Field(str_matches=GUID_PATTERN)
+    crm_table: Series[pd.StringDtype] = pa.Field(isin=CRM_TABLES)
+    crm_id: Series[pd.StringDtype] = pa.Field(str_matches=GUID_PATTERN)
+    email: Series[pd.StringDtype] = pa.Field(nullable=False, str_length={"max_value": MAX_EMAIL_LENGTH})
+    email_raw: Series[pd.StringDtype] = pa.Field(nullable=True)
     donotbulkemail: Series[bool]
     donotemail: Series[bool]
     active: Series[bool]
     modifiedon: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "ns", "tz": "UTC"}, nullable=True)
 
     @pa.check("email", name="syntax")
-    def email_syntax(cls, emails: Series[str]) -> Series[bool]:
+    def email_syntax(cls, emails: Series[pd.StringDtype]) -> Series[bool]:
         return valid_email(emails)
 
     class Config:

@@ -106,7 +106,7 @@ def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
             column.append(shared.setdefault(value, value) if type(value) is str else value)
     # Column by column, each list let go once it is an array, and no copy into one block: built from all the
     # lists at once, a frame holds two more copies of them at its peak. Text stays text with no member in scope.
-    frame = pd.DataFrame({name: pd.Series(columns.pop(name), dtype=object if name in TEXT_COLUMNS else None)
+    frame = pd.DataFrame({name: pd.Series(columns.pop(name), dtype="string" if name in TEXT_COLUMNS else None)
                           for name in list(columns)}, copy=False)
     frame["email_raw"] = frame["email_raw"].astype("string")
     frame["email"] = normalise_emails(frame["email_raw"])

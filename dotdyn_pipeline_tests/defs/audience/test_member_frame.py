@@ -35,6 +35,13 @@ def test_members_become_typed_rows_with_their_mapped_fields():
     assert len(failures) == 0 and prints.str.len().tolist() == [16]
 
 
+def test_text_columns_are_checked_by_their_dtype():
+    """pandera checks an object column's type value by value; the member frame's text is typed as text."""
+    frame = member_frame(iter([(GUID, "contact", GUID, {"emailaddress1": "ann@example.com"})]), MAPPINGS)
+    assert {name: str(frame[name].dtype) for name in ("list_id", "crm_table", "crm_id", "email", "email_raw")} == \
+        dict.fromkeys(("list_id", "crm_table", "crm_id", "email", "email_raw"), "string")
+
+
 def test_a_fingerprint_changes_with_any_sent_value_and_only_with_them():
     import pandas as pd
 
@@ -44,6 +51,8 @@ def test_a_fingerprint_changes_with_any_sent_value_and_only_with_them():
     assert prints[0] == prints[1], "what is not sent does not count"
     assert len({prints[0], prints[2], prints[3]}) == 3
     assert fingerprints(frame.iloc[::-1], ["A", "B"]).tolist() == prints[::-1], "a row's digest is its own"
+    digests = pd.util.hash_pandas_object(frame[["email", "A", "B"]], index=False)
+    assert prints == [f"{digest:016x}" for digest in digests], "the digests stored by earlier syncs still match"
 
 
 def test_each_list_reads_its_members_from_the_table_of_its_member_type(store):
