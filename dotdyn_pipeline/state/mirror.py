@@ -324,6 +324,27 @@ class BookState:
             "DELETE FROM book_member WHERE account = ? AND address_book_id = ? AND email_key = ?",
             ((account, address_book_id, key) for key in email_keys))
 
+    def begin_load(self, account: str, address_book_id: int, run_id: str) -> bool:
+        """Note that a load of the book starts: its members may be saved before Dotdigital has imported them. If
+        a load before it never ended, what was saved for the book is unconfirmed: every member's fingerprint is
+        cleared, so that this load sends the whole book again. Return whether it was."""
+        with self.backend.transaction():
+            unfinished = bool(self.backend.query(
+                "SELECT 1 FROM book_load WHERE account = ? AND address_book_id = ?", (account, address_book_id)))
+            if unfinished:
+                self.backend.execute("UPDATE book_member SET fingerprint = '' WHERE account = ? AND "
+                                     "address_book_id = ?", (account, address_book_id))
+            self.backend.execute(
+                "INSERT INTO book_load (account, address_book_id, run_id, started_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (account, address_book_id) DO UPDATE SET run_id = excluded.run_id, "
+                "started_at = excluded.started_at", (account, address_book_id, run_id, _now()))
+        return unfinished
+
+    def end_load(self, account: str, address_book_id: int) -> None:
+        """Note that the book's load ended with its import's outcome applied: its members are confirmed."""
+        self.backend.execute("DELETE FROM book_load WHERE account = ? AND address_book_id = ?",
+                             (account, address_book_id))
+
 
 class LeaseBusy(TimeoutError):
     """Another holder kept the lease for longer than the caller was willing to wait."""
