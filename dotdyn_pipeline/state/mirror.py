@@ -171,19 +171,23 @@ class CrmMirror:
             if table in crm_tables:
                 yield key, table, crm_id, data
 
-    def members(self, link_table: str, parent_ids: Sequence[str],
-                record_tables: Sequence[str]) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    def members(self, link_table: str, parent_ids: Sequence[str], record_tables: Sequence[str],
+                record_ids: tuple[str | None, str | None] = (None, None)
+                ) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
         """(parent id, record table, record id, record data) for every link row of the given parents whose
         record is in the mirror (links to records the mirror does not hold are not returned), by parent and
-        record id: the order of the parent index, so nothing is sorted."""
+        record id: the order of the parent index, so nothing is sorted. `record_ids` bounds the record ids
+        (from, inclusive; to, exclusive; None: unbounded)."""
         tables = ", ".join("?" for _ in record_tables)
+        low, high = record_ids
+        bounds = (" AND m.ref_id >= ?" if low is not None else "") + (" AND m.ref_id < ?" if high is not None else "")
         for chunk in chunks(list(parent_ids)):
             marks = ", ".join("?" for _ in chunk)
             rows = self.backend.stream(
                 f"SELECT m.parent_id, r.crm_table, r.crm_id, r.data FROM crm_record m JOIN crm_record r "
                 f"ON r.crm_id = m.ref_id AND r.crm_table IN ({tables}) "
-                f"WHERE m.crm_table = ? AND m.parent_id IN ({marks}) ORDER BY m.parent_id, m.ref_id",
-                [*record_tables, link_table, *chunk])
+                f"WHERE m.crm_table = ? AND m.parent_id IN ({marks}){bounds} ORDER BY m.parent_id, m.ref_id",
+                [*record_tables, link_table, *chunk, *(bound for bound in record_ids if bound is not None)])
             for parent, table, crm_id, data in rows:
                 yield parent, table, crm_id, orjson.loads(data)
 

@@ -22,6 +22,7 @@ from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, scope_for
 from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, MEMBER_TYPES, PERSON_TABLES
 from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
 from dotdyn_pipeline.defs.collector import collector_paused
+from dotdyn_pipeline.defs.forked import forked
 from dotdyn_pipeline.resources import StateStoreResource
 from dotdyn_pipeline.schemas.audience import AudienceMember
 from dotdyn_pipeline.schemas.email import normalise_emails
@@ -34,6 +35,11 @@ MAX_QUARANTINE_SHARE = float(os.environ.get("DOTDYN_MAX_QUARANTINE_SHARE", "0.25
 #: ...once the batch has at least this many checked rows. A few bad rows among the handful an incremental sync
 #: looks at say nothing of the batch, and failing for them would stop every later sync of the account as well.
 MIN_ROWS_JUDGED = int(os.environ.get("DOTDYN_QUARANTINE_MIN_ROWS", "100"))
+#: A full pass over at least this many list members builds its frame in two processes side by side: shaping
+#: each member is Python's work, on one core per process.
+IN_TWO_FROM = int(os.environ.get("DOTDYN_MEMBERS_IN_TWO_FROM", "200000"))
+#: Where record ids (GUIDs, in hex) are split in two: eight of the sixteen digits on either side, in either case.
+MIDDLE_RECORD_ID = "8"
 QUALITY_CHECK = "member_quality"
 AUDIENCE_MEMBERS = ModelFrameType(AudienceMember)
 BASE_COLUMNS = ["list_id", "crm_table", "crm_id", "email_raw", "donotbulkemail", "donotemail", "active",
@@ -116,6 +122,35 @@ def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
     return frame
 
 
+def every_member(state: StateStoreResource, store: StateStore, lists: list[dict[str, Any]],
+                 mappings: list[DataMapping], *, in_two: bool) -> pd.DataFrame:
+    """The frame of every member of `lists` (a full pass). `in_two`: the members of half of the records are
+    read and shaped in a forked copy of this process meanwhile, on another core."""
+    groups = by_member_table(lists)
+
+    def frame_of(source: StateStore, record_ids: tuple[str | None, str | None]) -> pd.DataFrame:
+        with collector_paused():
+            return member_frame(chain.from_iterable(source.mirror.members("listmember", ids, tables, record_ids)
+                                                    for tables, ids in groups), mappings)
+
+    if not in_two:
+        return frame_of(store, (None, None))
+
+    def upper_half() -> pd.DataFrame:
+        own = state.open()  # the copy's own connection: the parent's is not its to use
+        try:
+            return frame_of(own, (MIDDLE_RECORD_ID, None))
+        finally:
+            own.close()
+
+    with forked(upper_half) as other_half:
+        lower = frame_of(store, (None, MIDDLE_RECORD_ID))
+        upper = other_half()
+    if lower.empty or upper.empty:  # concatenated with an empty frame, a column could change its type
+        return upper if lower.empty else lower
+    return pd.concat([lower, upper], ignore_index=True)
+
+
 def quarantine_rows(frame: pd.DataFrame, failures: pd.DataFrame, account: str, run_id: str) -> list[QuarantinedRow]:
     """State store rows for pandera or conversion failures (`FAILURE_COLUMNS`) of `frame`'s rows."""
     rows = frame.loc[failures["index"], ["crm_table", "crm_id", "email_raw"]]
@@ -160,13 +195,17 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
         scope = scope_for(store, account)
         lists = account_lists(store, account)
         list_ids = [row["listid"] for row in lists]
-        members = (chain.from_iterable(store.mirror.members("listmember", ids, tables)
-                                       for tables, ids in by_member_table(lists)) if scope.full else
-                   store.mirror.members_with_keys("listmember", list_ids, PERSON_TABLES, scope.keys, scope.records))
-        with collector_paused():
-            frame = member_frame(members, account_mappings(store, account))
+        mappings = account_mappings(store, account)
+        if scope.full:
+            links = store.mirror.link_count("listmember", list_ids)
+            frame = every_member(state, store, lists, mappings, in_two=links >= IN_TWO_FROM)
+            without_record = links - len(frame)
+        else:
+            with collector_paused():
+                frame = member_frame(store.mirror.members_with_keys(
+                    "listmember", list_ids, PERSON_TABLES, scope.keys, scope.records), mappings)
+            without_record = None
         rows_in = len(frame)
-        without_record = store.mirror.link_count("listmember", list_ids) - rows_in if scope.full else None
         books = {row["esc_addressbookid"]: row["listid"] for row in lists if row.get("esc_addressbookid")}
         account_wide = store.unsubscribed_emails(account)
         consent = apply_consent(

@@ -72,3 +72,51 @@ def test_each_list_reads_its_members_from_the_table_of_its_member_type(store):
     found = {(parent, table, crm_id) for tables, ids in groups
              for parent, table, crm_id, _ in store.mirror.members("listmember", ids, tables)}
     assert found == {("C", "contact", "c1"), ("L", "lead", "l1"), ("U", "contact", "c1"), ("U", "lead", "l1")}
+
+
+def test_every_member_in_two_processes_is_the_frame_of_one(state_url, tmp_path):
+    """Half the records' members read and shaped in a forked process: the same rows, values and types."""
+    import uuid
+
+    import pandas as pd
+
+    from dotdyn_pipeline.defs.audience.members import every_member
+    from dotdyn_pipeline.resources import StateStoreResource
+    from dotdyn_pipeline.state import MirrorRow, StateStore
+
+    url, schema = state_url
+    state = (StateStoreResource(home=str(tmp_path)) if url.startswith("sqlite") else
+             StateStoreResource(postgres_url=url, schema_name=schema))
+    store = StateStore.open(url, schema)
+    ids = [str(uuid.UUID(int=n * 0x0FFF_FFFF_FFFF_FFFF_FFFF_FFFF_FFFF_FFF7 % 2**128)) for n in range(1, 61)]
+    assert {i[0] < "8" for i in ids} == {True, False}, "records on both sides of the split"
+    store.mirror.upsert("contact", [MirrorRow(i, {"emailaddress1": f"{n}@example.com", "firstname": f"N{n % 7}",
+                                                  "numberofchildren": n % 3 or None, "statecode": 0,
+                                                  "modifiedon": f"2026-11-{n % 28 + 1:02d}T10:00:00Z"},
+                                              f"{n}@example.com") for n, i in enumerate(ids)])
+    store.mirror.upsert("listmember", [MirrorRow(f"m{n}", {}, parent_id=GUID if n % 2 else "L2", ref_id=i)
+                                       for n, i in enumerate(ids)])
+    lists = [{"listid": GUID, "createdfromcode": 2}, {"listid": "L2", "createdfromcode": 2}]
+    try:
+        one = every_member(state, store, lists, MAPPINGS, in_two=False)
+        two = every_member(state, store, lists, MAPPINGS, in_two=True)
+    finally:
+        store.close()
+    assert len(one) == 60 and (one.dtypes == two.dtypes).all()
+    ordered = [frame.sort_values(["list_id", "crm_id"], ignore_index=True) for frame in (one, two)]
+    pd.testing.assert_frame_equal(*ordered)
+
+
+def test_work_in_a_forked_process_returns_its_result_or_its_error():
+    import os
+
+    import pytest
+
+    from dotdyn_pipeline.defs.forked import ForkedWorkFailed, forked
+
+    with forked(os.getpid) as result:
+        assert result() != os.getpid()
+    with forked(lambda: 1 / 0) as result, pytest.raises(ForkedWorkFailed, match="ZeroDivisionError"):
+        result()
+    with forked(lambda: os._exit(3)) as result, pytest.raises(ForkedWorkFailed, match="exit code 3"):
+        result()
