@@ -199,10 +199,9 @@ def _put_back(store: StateStore, account: str, book: int, before: pd.DataFrame, 
         return
     kept = before[before["email_key"].isin(refused)]
     store.books.remove(account, book, sorted(set(refused) - set(kept["email_key"])))
-    store.books.save(account, book, (BookMember(key, table, crm_id, fingerprint, None if pd.isna(contact) else
-                                                int(contact))
-                                     for key, table, crm_id, fingerprint, contact in kept.itertuples(index=False,
-                                                                                                     name=None)))
+    rows = kept.itertuples(index=False, name=None)
+    store.books.save(account, book, (BookMember(key, table, crm_id, digest, None if pd.isna(contact) else int(contact))
+                                     for key, table, crm_id, digest, contact in rows))
 
 
 def _record_faults(store: StateStore, account: str, book: int, sent: pd.DataFrame, faulted: dict[str, str],
