@@ -98,18 +98,19 @@ def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
     tables, crm_ids, raw, bulk, never, active, modified = (columns[name] for name in BASE_COLUMNS[1:])
     lists = columns["list_id"]
     shared: dict[Any, Any] = {}  # one object per distinct value: lists, tables, cities... are held once
-    for list_id, table, crm_id, data in members:
-        lists.append(shared.setdefault(list_id, list_id))
-        tables.append(shared.setdefault(table, table))
-        crm_ids.append(crm_id)  # the values of one record are its own: sharing them would only cost
-        raw.append(data.get("emailaddress1"))
-        bulk.append(bool(data.get("donotbulkemail")))
-        never.append(bool(data.get("donotemail")))
-        active.append(data.get("statecode", 0) == 0)
-        modified.append(data.get("modifiedon"))
-        for column, attribute in fill.get(table, unmapped):
-            value = data.get(attribute)
-            column.append(shared.setdefault(value, value) if type(value) is str else value)
+    with collector_paused():  # each row read is a tuple and a dict: see collector.py
+        for list_id, table, crm_id, data in members:
+            lists.append(shared.setdefault(list_id, list_id))
+            tables.append(shared.setdefault(table, table))
+            crm_ids.append(crm_id)  # the values of one record are its own: sharing them would only cost
+            raw.append(data.get("emailaddress1"))
+            bulk.append(bool(data.get("donotbulkemail")))
+            never.append(bool(data.get("donotemail")))
+            active.append(data.get("statecode", 0) == 0)
+            modified.append(data.get("modifiedon"))
+            for column, attribute in fill.get(table, unmapped):
+                value = data.get(attribute)
+                column.append(shared.setdefault(value, value) if type(value) is str else value)
     # Column by column, each list let go once it is an array, and no copy into one block: built from all the
     # lists at once, a frame holds two more copies of them at its peak. Text stays text with no member in scope.
     frame = pd.DataFrame({name: pd.Series(columns.pop(name), dtype="string" if name in TEXT_COLUMNS else None)
@@ -129,9 +130,8 @@ def every_member(state: StateStoreResource, store: StateStore, lists: list[dict[
     groups = by_member_table(lists)
 
     def frame_of(source: StateStore, record_ids: tuple[str | None, str | None]) -> pd.DataFrame:
-        with collector_paused():
-            return member_frame(chain.from_iterable(source.mirror.members("listmember", ids, tables, record_ids)
-                                                    for tables, ids in groups), mappings)
+        return member_frame(chain.from_iterable(source.mirror.members("listmember", ids, tables, record_ids)
+                                                for tables, ids in groups), mappings)
 
     if not in_two:
         return frame_of(store, (None, None))
@@ -201,9 +201,8 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
             frame = every_member(state, store, lists, mappings, in_two=links >= IN_TWO_FROM)
             without_record = links - len(frame)
         else:
-            with collector_paused():
-                frame = member_frame(store.mirror.members_with_keys(
-                    "listmember", list_ids, PERSON_TABLES, scope.keys, scope.records), mappings)
+            frame = member_frame(store.mirror.members_with_keys(
+                "listmember", list_ids, PERSON_TABLES, scope.keys, scope.records), mappings)
             without_record = None
         rows_in = len(frame)
         books = {row["esc_addressbookid"]: row["listid"] for row in lists if row.get("esc_addressbookid")}
