@@ -17,10 +17,10 @@ from typing import Any
 import dagster as dg
 
 from dotdyn_pipeline.connectors.dataverse.client import WATERMARK, ChangePage
-from dotdyn_pipeline.defs.ahead import read_ahead
 from dotdyn_pipeline.defs.audience.changes import mark_page, reset
-from dotdyn_pipeline.defs.collector import collector_paused
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
+from dotdyn_pipeline.runtime.collector import collector_paused
+from dotdyn_pipeline.runtime.read_ahead import read_ahead
 from dotdyn_pipeline.schemas.email import address_key
 from dotdyn_pipeline.state import ORG_SCOPE, MirrorRow, StateStore
 

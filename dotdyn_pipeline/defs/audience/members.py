@@ -21,9 +21,9 @@ from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, scope_for
 from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, MEMBER_TYPES, PERSON_TABLES
 from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
-from dotdyn_pipeline.defs.collector import collector_paused
-from dotdyn_pipeline.defs.forked import forked
 from dotdyn_pipeline.resources import StateStoreResource
+from dotdyn_pipeline.runtime.collector import collector_paused
+from dotdyn_pipeline.runtime.forked import forked
 from dotdyn_pipeline.schemas.audience import AudienceMember
 from dotdyn_pipeline.schemas.email import normalise_emails
 from dotdyn_pipeline.schemas.frame_type import ModelFrameType

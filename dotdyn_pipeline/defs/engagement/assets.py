@@ -16,8 +16,6 @@ import dagster as dg
 
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient
 from dotdyn_pipeline.connectors.dotdigital.models import Campaign
-from dotdyn_pipeline.defs.ahead import read_ahead
-from dotdyn_pipeline.defs.collector import collector_paused
 from dotdyn_pipeline.defs.engagement.rows import (
     CAMPAIGNS,
     CLICKS,
@@ -36,6 +34,8 @@ from dotdyn_pipeline.defs.engagement.run import EngagementRun, reconciled_check
 from dotdyn_pipeline.defs.engagement.windows import Window, engagement_partitions
 from dotdyn_pipeline.defs.people import suppression_row
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
+from dotdyn_pipeline.runtime.collector import collector_paused
+from dotdyn_pipeline.runtime.read_ahead import read_ahead
 
 PAGE = 1000  # rows resolved and shaped at once
 COMMON = {"group_name": "engagement", "partitions_def": engagement_partitions, "kinds": {"dotdigital", "dataverse"},

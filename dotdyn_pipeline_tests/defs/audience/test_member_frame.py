@@ -106,17 +106,3 @@ def test_every_member_in_two_processes_is_the_frame_of_one(state_url, tmp_path):
     ordered = [frame.sort_values(["list_id", "crm_id"], ignore_index=True) for frame in (one, two)]
     pd.testing.assert_frame_equal(*ordered)
 
-
-def test_work_in_a_forked_process_returns_its_result_or_its_error():
-    import os
-
-    import pytest
-
-    from dotdyn_pipeline.defs.forked import ForkedWorkFailed, forked
-
-    with forked(os.getpid) as result:
-        assert result() != os.getpid()
-    with forked(lambda: 1 / 0) as result, pytest.raises(ForkedWorkFailed, match="ZeroDivisionError"):
-        result()
-    with forked(lambda: os._exit(3)) as result, pytest.raises(ForkedWorkFailed, match="exit code 3"):
-        result()

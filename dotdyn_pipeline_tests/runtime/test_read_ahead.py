@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from dotdyn_pipeline.defs.ahead import read_ahead
+from dotdyn_pipeline.runtime.read_ahead import read_ahead
 
 
 def test_items_arrive_in_order_and_at_most_depth_ahead():

@@ -24,9 +24,9 @@ _PAUSES = _Pauses()
 def collector_paused() -> Iterator[None]:
     """Pause Python's cycle collector for a bulk loop that holds pages of rows while it works (parsed JSON,
     database rows). Those survive the collector's young passes, and so many survivors make it walk every object
-    of the process again and again (its modules, and the columns being built), though none is garbage: a million
-    contacts' first read took 23.5 s, 16.8 s paused; building a million members' frame 10.6 s, 9.1 s. Such a loop
-    makes no reference cycles: reference counting frees what it drops. Pauses nest and may overlap across
+    of the process again and again (its modules, and the columns being built), though none is garbage, so that
+    walking them becomes a large share of the loop's time (docs/performance.md). Such a loop makes no reference
+    cycles: reference counting frees what it drops. Pauses nest and may overlap across
     threads; the collector resumes when the last one ends, if it was running before the first began."""
     with _PAUSES.lock:
         if not _PAUSES.open:

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from dotdyn_pipeline.defs.collector import collector_paused
+from dotdyn_pipeline.runtime.collector import collector_paused
 
 
 @pytest.fixture(autouse=True)
