@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotdyn_pipeline.instance import prepare_dagster_home
 from dotdyn_pipeline.settings import PROJECT_ROOT, Settings
@@ -66,7 +66,6 @@ def run_demo(sandbox_dir: str | None = None, ui: bool = False) -> int:
         defs, ok = build_definitions(), True
         with dg.DagsterInstance.get() as instance:
             accounts = register_accounts(instance, defs)
-            names = {a["emailaccount_id"]: a["name"] for a in contract["accounts"]}
             audience, engagement = defs.resolve_job_def("audience_sync"), defs.resolve_job_def("engagement_sync")
             last = datetime.now(UTC).date()
             first = last - timedelta(days=DEMO_ENGAGEMENT_DAYS - 1)
@@ -117,11 +116,8 @@ def summary(name: str, account: str, result: Any, settings: Settings) -> str:
     from dotdyn_pipeline.state import StateStore
 
     facts = materialized_facts(result)
-    store = StateStore.open(settings.state_url, settings.state_schema)
-    try:
+    with StateStore.open(settings.state_url, settings.state_schema) as store:
         quarantined = store.quarantine_counts(account, result.run_id)
-    finally:
-        store.close()
     extracted = sum(v.get("rows_changed", 0) for k, v in facts.items() if k.startswith("crm_"))
     members, load = facts.get("audience_members", {}), facts.get("address_book_members", {})
     skipped = {k.removeprefix("skipped_"): v for k, v in members.items() if k.startswith("skipped_") and v}

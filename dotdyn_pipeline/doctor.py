@@ -16,6 +16,6 @@ def run_doctor() -> int:
     except Exception as exc:  # noqa: BLE001 - the point is to report any failure
         print(f"state store: FAILED ({type(exc).__name__}: {exc})")
         return 1
-    print(f"state store: schema version {store.schema_versions()[-1]}")
-    store.close()
+    with store:
+        print(f"state store: schema version {store.schema_versions()[-1]}")
     return 0

@@ -25,7 +25,7 @@ class StateStoreResource(dg.ConfigurableResource):
         return "postgresql" if self.postgres_url else "sqlite"
 
     def open(self) -> StateStore:
-        """Connect and bring the schema up to date; the caller closes the store."""
+        """Connect and bring the schema up to date: `with state.open() as store:` closes it after the block."""
         url = self.postgres_url or f"sqlite:///{Path(self.home).resolve() / 'state.db'}"
         return StateStore.open(url, self.schema_name)
 

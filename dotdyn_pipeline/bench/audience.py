@@ -84,7 +84,7 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
     (None: on the same sandbox)."""
 
     from dotdyn_pipeline.definitions import build_definitions
-    from dotdyn_pipeline.demo import sandbox_environment
+    from dotdyn_pipeline.demo import register_account, sandbox_environment
 
     os.environ.update(sandbox_environment(contract))
     os.environ["DOTDYN_HOME"] = str(home / "state")
@@ -107,7 +107,7 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
             control.post("/dataverse/seed-changes", json={"set": "contacts", "seed": 1, "modify": changed}
                          ).raise_for_status()
         # as the schedule runs it: a change run's steps are short, and a process each would cost more than most take
-        incremental_seconds, incremental = _sync(instance, account["emailaccount_id"], IN_PROCESS)
+        incremental_seconds, incremental = _sync(instance, key, IN_PROCESS)
     if twin:
         with twin() as fresh:
             _copy_data_fields(contract, fresh, fields)
@@ -139,11 +139,9 @@ def _read_floor(contract: dict[str, Any]) -> float:
 
     config = dataverse_config(contract)
     token = MsalTokenSource(config.credentials(), config.org_url, ca_bundle=config.ca_bundle).token()
-    store = state_store_resource().open()  # the flow's store: which columns it selected
-    with DataverseClient(config) as client:
+    with state_store_resource().open() as store, DataverseClient(config) as client:  # the columns the flow selected
         urls = [f"{config.api_root}{client.entity_set_name(table.logical_name)}?"
                 f"{query(select_for(table, store))}" for table in ALL_TABLES]
-    store.close()
     return round(sum(extract._floor(url, token, config, 5000)[0] for url in urls), 3)
 
 

@@ -155,11 +155,8 @@ def measure(contract: dict[str, Any], home: Path, events: int, timeout: float | 
                 client.close()
         runs = [record for record in instance.get_run_records(dg.RunsFilter(job_name="consent_sync"))
                 if record.end_time and record.create_timestamp.timestamp() >= min(made.values())]
-    store = state_store_resource().open()
-    try:
+    with state_store_resource().open() as store:
         duplicated = _duplicated(store, accounts, from_dotdigital, from_dynamics)
-    finally:
-        store.close()
     latencies = [seen[email] - made[email] for email in seen]
     # a run as the daemon delivers it: queued, launched in its own process, executed
     durations = [record.end_time - record.create_timestamp.timestamp() for record in runs]

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def measure(contract: dict[str, Any], home: Path, days: int) -> dict[str, Any]:
     from dotdyn_pipeline.definitions import build_definitions
     from dotdyn_pipeline.defs.engagement.windows import range_tags
-    from dotdyn_pipeline.demo import QUIET, materialized_facts, sandbox_environment
+    from dotdyn_pipeline.demo import QUIET, materialized_facts, register_account, sandbox_environment
 
     os.environ.update(sandbox_environment(contract))
     os.environ["DOTDYN_HOME"] = str(home / "state")
@@ -82,7 +82,7 @@ def measure(contract: dict[str, Any], home: Path, days: int) -> dict[str, Any]:
         job = defs.resolve_job_def("engagement_sync")
         with stopwatch() as watch:
             result = job.execute_in_process(instance=instance, run_config=QUIET,
-                                            tags=range_tags(account_id, first, today))
+                                            tags=range_tags(key, first, today))
         assert result.success
         peak = peak_rss_mb()
     facts = materialized_facts(result)
@@ -108,11 +108,8 @@ def _write_requests() -> int:
     from dotdyn_pipeline.resources import state_store_resource
     from dotdyn_pipeline.state import ORG_SCOPE
 
-    store = state_store_resource().open()
-    try:
+    with state_store_resource().open() as store:
         calls = store.api_calls(ORG_SCOPE, "dataverse")
-    finally:
-        store.close()
     return sum(calls.get(kind, 0) for kind in WRITE_KINDS)
 
 
@@ -143,11 +140,8 @@ def _bodies(account: str, pages: Path, bodies: Path) -> None:
     """UpsertMultiple bodies of BODY_ROWS targets per table, from the stored pages."""
     from dotdyn_pipeline.resources import state_store_resource
 
-    store = state_store_resource().open()
-    try:
+    with state_store_resource().open() as store:
         people = {link.dotdigital_contact_id: link for link in store.contact_links(account)}
-    finally:
-        store.close()
     batches: dict[int, list[dict[str, Any]]] = {}
     with pages.open() as source, bodies.open("w") as out:
         def flush(number: int) -> None:

@@ -11,7 +11,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -78,6 +78,15 @@ class RetriesExhausted(Exception):
         self.attempts, self.reason = attempts, reason
 
 
+#: Counts under this prefix tally retries by reason; they are not calls of their own.
+RETRY_PREFIX = "retry:"
+
+
+def calls_made(counts: Mapping[str, int]) -> int:
+    """The calls in a counter's snapshot, retries included (the retry tallies themselves are not calls)."""
+    return sum(n for kind, n in counts.items() if not kind.startswith(RETRY_PREFIX))
+
+
 class CallCounter:
     """Thread-safe counts of calls by kind (and of retries), for metadata, pacing and benchmarks."""
 
@@ -96,8 +105,7 @@ class CallCounter:
     @property
     def total(self) -> int:
         """All calls made, retries included (the retry tallies themselves are not calls)."""
-        with self._lock:
-            return sum(n for kind, n in self._counts.items() if not kind.startswith("retry:"))
+        return calls_made(self.snapshot())
 
 
 def _detach_stream(response: httpx.Response) -> None:
@@ -141,7 +149,7 @@ def send_with_retries(
         wait = decision.after if decision.after is not None else policy.backoff(attempt)
         if waited + wait > policy.max_total_wait:
             break
-        counter.add(f"retry:{decision.reason.split(':')[0]}")
+        counter.add(f"{RETRY_PREFIX}{decision.reason.split(':')[0]}")
         sleep(wait)
         waited += wait
     raise RetriesExhausted(kind, attempt, decision.reason)

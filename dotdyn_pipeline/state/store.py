@@ -140,6 +140,12 @@ class StateStore:
     def close(self) -> None:
         self.backend.close()
 
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def schema_versions(self) -> list[int]:
         return applied_versions(self.backend)
 

@@ -80,11 +80,8 @@ def test_an_account_keeps_the_import_throughput_learned_from_an_import_seen_runn
     from dotdyn_pipeline.resources import state_store_resource
 
     def kept() -> float | None:
-        store = state_store_resource().open()
-        try:
+        with state_store_resource().open() as store:
             return store.import_throughput(account)
-        finally:
-            store.close()
 
     account = pipeline.accounts[0]
     before = kept()
@@ -172,11 +169,8 @@ def test_an_incremental_sync_quarantines_changed_members_without_an_address(worl
     assert result.success
     members = facts(result)["audience_members"]
     assert members["scope"] == INCREMENTAL and members["records_without_address_in_scope"] >= 2
-    store = state_store_resource().open()
-    try:
+    with state_store_resource().open() as store:
         quarantined = store.quarantined(account, result.run_id, limit=1000)
-    finally:
-        store.close()
     required = {row.record_id for row in quarantined if row.rule == "email.required"}
     assert {lost["contactid"], never["contactid"]} <= required, "quarantined as a full pass would"
     assert lost["emailaddress1"].strip().lower() not in world.actual_books(account, [book])[book]

@@ -180,8 +180,7 @@ def test_the_mirror_reads_of_a_sync_search_indexes_instead_of_scanning(tmp_path)
     finds its records without an address by id and the links of its records in the parent index (sql/0010
     dropped the index by record alone). The rows are written as a first read writes them, which rebuilds the
     indexes: they come back as they were, and serve."""
-    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}", "dotdyn")
-    try:
+    with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}", "dotdyn") as store:
         mirror = store.mirror
         schema = store.backend.query("SELECT type, name, sql FROM sqlite_master ORDER BY name")
         # written as a first read is: staged, then moved with the indexes rebuilt
@@ -206,8 +205,6 @@ def test_the_mirror_reads_of_a_sync_search_indexes_instead_of_scanning(tmp_path)
         assert [(p, i) for p, _, i, _ in found] == [("L2", "c2"), ("L1", "c3")]
         assert "sqlite_autoindex_crm_record_1" in by_id and "SCAN" not in by_id, by_id
         assert "USING COVERING INDEX crm_record_by_parent" in links and "SCAN" not in links, links
-    finally:
-        store.close()
 
 
 def test_a_first_read_rebuilds_only_the_indexes_its_rows_would_more_than_double(tmp_path):

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from dotdyn_pipeline.connectors.dotdigital.errors import error_code
-from dotdyn_pipeline.connectors.http import CallCounter, Retry, retry_after_seconds
+from dotdyn_pipeline.connectors.http import RETRY_PREFIX, CallCounter, Retry, retry_after_seconds
 
 QUOTA_CODE = "ERROR_APIUSAGE_EXCEEDED"
 TRANSIENT_CODES = frozenset({"ERROR_SYSTEM_SERVICETEMPORARILYUNAVAILABLE", "ERROR_UNKNOWN"})
@@ -67,7 +67,7 @@ class QuotaCounter(CallCounter):
 
     def add(self, kind: str, n: int = 1) -> None:
         super().add(kind, n)
-        if not kind.startswith("retry:"):
+        if not kind.startswith(RETRY_PREFIX):
             with self._times_lock:
                 self._times.extend([self._clock()] * n)
 

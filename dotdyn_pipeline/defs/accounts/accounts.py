@@ -31,7 +31,7 @@ class EmailAccount:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> EmailAccount:
-        return cls(id=row["esc_emailaccountid"], name=row.get("esc_name") or row["esc_emailaccountid"],
+        return cls(id=row["esc_emailaccountid"], name=(row.get("esc_name") or "").strip(),
                    api_user=row["esc_apiuser"], secret_name=row["esc_secretname"],
                    transport=(row.get("esc_transport") or "rest").lower())
 

@@ -1,5 +1,7 @@
 """Keeps one `email_account` partition per active esc_emailaccount row, and syncs a new account at once."""
 
+import time
+
 import dagster as dg
 
 from dotdyn_pipeline.defs.accounts.accounts import active_accounts, email_account_partitions

@@ -52,8 +52,6 @@ def address_books(context: dg.AssetExecutionContext, dataverse: DataverseResourc
                         {**row, "esc_addressbookid": book_id})])
                 books[row["listid"]] = int(book_id)
             calls = client.counter.total
-    finally:
-        store.close()
     return dg.Output(books, metadata={
         "address_books": dg.MetadataValue.int(len(books)),
         "address_books_created": dg.MetadataValue.int(created),

@@ -43,8 +43,6 @@ def audience_contacts(context: dg.AssetExecutionContext, audience_members: pd.Da
         converted, failures = convert_frame(audience_members, field_types, MAX_STRING_LENGTH,
                                             carry=["list_id", "crm_table", "crm_id", "email"])
         store.quarantine(quarantine_rows(audience_members, failures, account_id, context.run.run_id))
-    finally:
-        store.close()
     with dataverse.client() as crm:
         account = email_account(crm, account_id)
     with account.dotdigital(dotdigital) as client:

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from dotdyn_pipeline.connectors.dataverse.client import WATERMARK, ChangePage
+from dotdyn_pipeline.connectors.http import calls_made
 from dotdyn_pipeline.defs.audience.changes import mark_page, reset
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
 from dotdyn_pipeline.runtime.collector import collector_paused
@@ -153,7 +154,7 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
         # counted after a full read only: counting a million mirrored rows costs a change read most of its time
         **({"rows_in_mirror": dg.MetadataValue.int(store.mirror.count(name))} if read.mode == "full" else {}),
         "pages": dg.MetadataValue.int(pages),
-        "dataverse_requests": dg.MetadataValue.int(sum(n for k, n in calls.items() if not k.startswith("retry:"))),
+        "dataverse_requests": dg.MetadataValue.int(calls_made(calls)),
         "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
     })
 
@@ -181,11 +182,8 @@ def extract_asset(table: CrmTable, deps: tuple[str, ...] = ()) -> dg.AssetsDefin
               op_tags={"dagster/priority": "1"} if table.first else None)
     def _extract(context: dg.AssetExecutionContext, dataverse: DataverseResource,
                  state: StateStoreResource) -> dg.MaterializeResult:
-        store = state.open()
-        try:
+        with state.open() as store:
             return extract(table, context, dataverse, store)
-        finally:
-            store.close()
 
     return _extract
 

@@ -236,8 +236,7 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
     fields = [column for column in audience_contacts.columns if column not in CONTACT_COLUMNS]
     scope = Scope.from_attr(audience_contacts.attrs[SCOPE_ATTR]) if SCOPE_ATTR in audience_contacts.attrs else None
     counts = LoadCounts()
-    store = state.open()
-    try:
+    with state.open() as store:
         with dataverse.client() as crm, email_account(crm, account_id).dotdigital(dotdigital) as client:
             throughput = client.import_throughput  # what earlier runs learned plans this run's import polls
             throughput.bytes_per_second = store.import_throughput(account_id)
@@ -263,8 +262,6 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
         if scope is not None:
             finish(store, account_id, scope)
         store.add_api_calls(account_id, "dotdigital", calls)
-    finally:
-        store.close()
     return dg.MaterializeResult(metadata={
         "address_books": dg.MetadataValue.int(len(address_books)),
         "rows_in": dg.MetadataValue.int(len(audience_contacts)),
@@ -277,6 +274,6 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
         "rows_withdrawn": dg.MetadataValue.int(counts.withdrawn),
         **({"cursor": dg.MetadataValue.text(scope.upto)} if scope is not None else {}),
         "faults_by_reason": dg.MetadataValue.json(counts.faults_by_reason),
-        "dotdigital_calls": dg.MetadataValue.int(sum(n for k, n in calls.items() if not k.startswith("retry:"))),
+        "dotdigital_calls": dg.MetadataValue.int(calls_made(calls)),
         "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
     })

@@ -137,11 +137,8 @@ def every_member(state: StateStoreResource, store: StateStore, lists: list[dict[
         return frame_of(store, (None, None))
 
     def upper_half() -> pd.DataFrame:
-        own = state.open()  # the copy's own connection: the parent's is not its to use
-        try:
+        with state.open() as own:  # the copy's own connection: the parent's is not its to use
             return frame_of(own, (MIDDLE_RECORD_ID, None))
-        finally:
-            own.close()
 
     with forked(upper_half) as other_half:
         lower = frame_of(store, (None, MIDDLE_RECORD_ID))
@@ -216,8 +213,6 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
         quarantined = quarantine_rows(consent.kept, split.failures, account, context.run.run_id)
         store.quarantine(quarantined)
         unique = one_per_email(split.valid)
-    finally:
-        store.close()
     skipped = {reason: 0 for reason in SKIP_REASONS} | consent.skipped_counts() | unique.skipped_counts()
     checked, quarantined_rows = len(consent.kept), split.quarantined_rows
     by_rule = split.failures["rule"].value_counts().to_dict() if len(split.failures) else {}

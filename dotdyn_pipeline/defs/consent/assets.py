@@ -67,10 +67,8 @@ def consent_to_dynamics(context: dg.AssetExecutionContext, dataverse: DataverseR
             outcomes = apply_to_dynamics(crm, store, account, attribute)
             calls = crm.counter.snapshot()
         store.add_api_calls(account, "dataverse", calls)
-    finally:
-        store.close()
     outcomes.entries += [entry for entry in resubscribes.entries if entry[1] == "failed"]  # they fail the run too
-    return _report(context, outcomes, started, sum(n for k, n in calls.items() if not k.startswith("retry:")), {
+    return _report(context, outcomes, started, calls_made(calls), {
         "unsubscribe_attribute": dg.MetadataValue.text(attribute),
         "resubscribes": dg.MetadataValue.int(len(resubscribes.entries)),
         **{f"resubscribes_{name}": dg.MetadataValue.int(n) for name, n in sorted(resubscribes.counts().items())},
@@ -94,9 +92,7 @@ def consent_to_dotdigital(context: dg.AssetExecutionContext, dataverse: Datavers
             outcomes = apply_to_dotdigital(client, store, account)
             calls = client.counter.snapshot()
         store.add_api_calls(account, "dotdigital", calls)
-    finally:
-        store.close()
-    return _report(context, outcomes, started, sum(n for k, n in calls.items() if not k.startswith("retry:")))
+    return _report(context, outcomes, started, calls_made(calls))
 
 
 consent_job = dg.define_asset_job(

@@ -86,10 +86,9 @@ def _result(context: dg.SensorEvaluationContext, store: StateStore, accounts: It
 def dotdigital_consent(context: dg.SensorEvaluationContext, dataverse: DataverseResource,
                        dotdigital: DotdigitalResource, state: StateStoreResource) -> dg.SensorResult:
     deadline = time.monotonic() + TICK_BUDGET
-    store = state.open()
-    try:
+    with state.open() as store:
         with dataverse.client() as crm:
-            accounts = syncing_accounts(context, crm)
+            accounts = syncing_accounts(context, crm, store)
         failed, recorded, lifted = [], 0, 0
         for position, account in enumerate(accounts):
             share = (deadline - time.monotonic()) / (len(accounts) - position)  # unused time goes to the next
@@ -110,8 +109,6 @@ def dotdigital_consent(context: dg.SensorEvaluationContext, dataverse: Dataverse
         summary = (f"{len(accounts)} accounts, {recorded} new events, {lifted} resubscribes"
                    + (f", failed: {', '.join(failed)}" if failed else ""))
         return _result(context, store, [account.id for account in accounts], summary)
-    finally:
-        store.close()
 
 
 @dg.sensor(job=consent_job, minimum_interval_seconds=CONSENT_INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
@@ -119,10 +116,9 @@ def dotdigital_consent(context: dg.SensorEvaluationContext, dataverse: Dataverse
 def dynamics_consent(context: dg.SensorEvaluationContext, dataverse: DataverseResource,
                      state: StateStoreResource) -> dg.SensorResult:
     deadline = time.monotonic() + TICK_BUDGET
-    store = state.open()
-    try:
+    with state.open() as store:
         with dataverse.client() as crm:
-            accounts = [account.id for account in syncing_accounts(context, crm)]
+            accounts = [account.id for account in syncing_accounts(context, crm, store)]
             if not accounts:  # the cursors stay: opt-outs are read once there is an account to apply them to
                 return dg.SensorResult(skip_reason=dg.SkipReason("no email account is registered yet"))
             attributes = unsubscribe_attributes(crm)
@@ -139,5 +135,3 @@ def dynamics_consent(context: dg.SensorEvaluationContext, dataverse: DataverseRe
         _log(context, f"Dynamics: {read.rows} rows read"
                       f"{'' if read.caught_up else ' (time budget spent: the next tick goes on)'}", read.recording)
         return _result(context, store, accounts, f"{read.rows} rows read, {len(read.recording.recorded)} new events")
-    finally:
-        store.close()

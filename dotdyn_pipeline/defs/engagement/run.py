@@ -73,8 +73,7 @@ class EngagementRun:
         self._clients: dict[str, DotdigitalClient] = {}
         self._stack = ExitStack()
         try:
-            self.store: StateStore = state.open()
-            self._stack.callback(self.store.close)
+            self.store: StateStore = self._stack.enter_context(state.open())
             self.crm: DataverseClient = self._stack.enter_context(dataverse.client())
         except BaseException:
             self._stack.close()
@@ -139,7 +138,7 @@ class EngagementRun:
             "table": dg.MetadataValue.text(target.entity),
             "windows": dg.MetadataValue.text(", ".join(f"{w.account[:8]} {w}" for w in self.windows)),
             "days": dg.MetadataValue.int(sum(w.days for w in self.windows)),
-            "dataverse_requests": dg.MetadataValue.int(sum(dataverse_calls.values())),
+            "dataverse_requests": dg.MetadataValue.int(calls_made(dataverse_calls)),
             "dotdigital_calls": dg.MetadataValue.int(dotdigital_calls),
             "duration_s": dg.MetadataValue.float(round(time.monotonic() - self.started, 3)),
         })

@@ -7,7 +7,7 @@ consecutive days, and each window is read from Dotdigital once.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -24,7 +24,7 @@ engagement_partitions = dg.MultiPartitionsDefinition({"email_account": email_acc
 
 @dataclass(frozen=True)
 class Window:
-    """One account's days [start, end) in UTC."""
+    """One account's days [start, end) in UTC; `account` is the account's id."""
 
     account: str
     start: datetime
@@ -50,7 +50,7 @@ def windows(partition_keys: Iterable[str]) -> list[Window]:
     by_account: dict[str, set[date]] = {}
     for key in partition_keys:
         dims = engagement_partitions.get_partition_key_from_str(str(key)).keys_by_dimension
-        by_account.setdefault(dims["email_account"], set()).add(date.fromisoformat(dims["day"]))
+        by_account.setdefault(account_ids[dims["email_account"]], set()).add(date.fromisoformat(dims["day"]))
     found = []
     for account, chosen in sorted(by_account.items()):
         ordered = sorted(chosen)

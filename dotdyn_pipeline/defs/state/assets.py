@@ -7,11 +7,8 @@ from dotdyn_pipeline.resources import StateStoreResource
 
 @dg.asset(group_name="state", kinds={"sql"}, description="The middleware's own tables (sql/), migrated.")
 def state_store(context: dg.AssetExecutionContext, state: StateStoreResource) -> dg.MaterializeResult:
-    store = state.open()
-    try:
+    with state.open() as store:
         versions = store.schema_versions()
-    finally:
-        store.close()
     context.log.info("state store on %s at schema version %s", state.backend_name, versions[-1])
     return dg.MaterializeResult(metadata={
         "backend": state.backend_name,

@@ -16,8 +16,7 @@ ACCOUNT = "5e0c1f38-0d5b-4a43-9f55-3d1c7a3a8c01"
 
 def _seed(home, members: int, invalid: int) -> None:
     """One activated list of ACCOUNT with `members` contacts, the first `invalid` of them with a bad address."""
-    store = StateStore.open(f"sqlite:///{home / 'state.db'}", "dotdyn")
-    try:
+    with StateStore.open(f"sqlite:///{home / 'state.db'}", "dotdyn") as store:
         list_id = str(uuid.uuid4())
         store.mirror.upsert("list", [MirrorRow(list_id, {
             "listid": list_id, "_esc_emailaccountid_value": ACCOUNT, "esc_activatedforemail": True, "statecode": 0})])
@@ -28,8 +27,6 @@ def _seed(home, members: int, invalid: int) -> None:
         store.mirror.upsert("contact", people)
         store.mirror.upsert("listmember", [MirrorRow(str(uuid.uuid4()), {}, parent_id=list_id, ref_id=p.crm_id)
                                            for p in people])
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize(("members", "invalid", "passed"), [(200, 60, False), (200, 40, True), (8, 4, True)])
