@@ -10,6 +10,7 @@ import dagster as dg
 from dotdyn_pipeline.connectors.dataverse import DataverseClient, DataverseConfig
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient, DotdigitalConfig, connect
 from dotdyn_pipeline.connectors.dotdigital.config import DEFAULT_BASE_URL
+from dotdyn_pipeline.settings import Settings
 from dotdyn_pipeline.state import StateStore
 
 
@@ -71,27 +72,22 @@ class DotdigitalResource(dg.ConfigurableResource):
                                         max_active_imports=self.max_active_imports))
 
 
-def _optional(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
-def state_store_resource() -> StateStoreResource:
+def state_store_resource(settings: Settings | None = None) -> StateStoreResource:
     """The state store as the environment configures it; the PostgreSQL URL stays an EnvVar (it holds a password)."""
+    settings = settings or Settings.from_env()
     return StateStoreResource(
-        postgres_url=dg.EnvVar("DOTDYN_POSTGRES_URL") if _optional("DOTDYN_POSTGRES_URL") else None,
-        schema_name=os.environ.get("DOTDYN_STATE_SCHEMA", "dotdyn"),
-        home=os.environ.get("DOTDYN_HOME", ".dotdyn"),
-    )
+        postgres_url=dg.EnvVar("DOTDYN_POSTGRES_URL") if settings.postgres_url else None,
+        schema_name=settings.state_schema, home=str(settings.home))
 
 
 def resources() -> dict[str, dg.ConfigurableResource]:
     """Every resource, wired to the environment (secrets as EnvVar, resolved when a run starts)."""
+    settings = Settings.from_env()
     return {
-        "state": state_store_resource(),
+        "state": state_store_resource(settings),
         "dataverse": DataverseResource(
             org_url=dg.EnvVar("DOTDYN_DATAVERSE_URL"), authority=dg.EnvVar("DOTDYN_AUTHORITY"),
             client_id=dg.EnvVar("DOTDYN_CLIENT_ID"), client_secret=dg.EnvVar("DOTDYN_CLIENT_SECRET"),
-            ca_bundle=_optional("DOTDYN_CA_BUNDLE")),
-        "dotdigital": DotdigitalResource(base_url=_optional("DOTDYN_DOTDIGITAL_URL") or DEFAULT_BASE_URL,
-                                         ca_bundle=_optional("DOTDYN_CA_BUNDLE")),
+            ca_bundle=settings.ca_bundle),
+        "dotdigital": DotdigitalResource(base_url=settings.dotdigital_url, ca_bundle=settings.ca_bundle),
     }

@@ -1,38 +1,106 @@
-"""Where the pipeline keeps its files and databases, from the environment.
+"""Every setting the pipeline reads from the environment, read and validated here and nowhere else.
 
 With nothing set, everything is embedded: Dagster's instance and the state store are SQLite files under
 `DOTDYN_HOME` (default `.dotdyn/` in the working directory). With `DOTDYN_POSTGRES_URL` set, both use that
 PostgreSQL database: Dagster through dagster-postgres, the state store in its own schema.
+
+The organisation's sign-in (`DOTDYN_DATAVERSE_URL`, `DOTDYN_AUTHORITY`, `DOTDYN_CLIENT_ID`,
+`DOTDYN_CLIENT_SECRET`) is not read here: resources receive it as Dagster `EnvVar`s, resolved when a run starts,
+so that its values never appear in the UI. docs/configuration.md lists every variable.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import TypeVar
+
+from dotdyn_pipeline.connectors.dotdigital.config import DEFAULT_BASE_URL
 
 #: The checkout the code location runs from: holds dagster.yaml, workspace.yaml and sql/.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A variable holds a value the pipeline cannot use; the message names the variable and what it takes."""
+
+
+def _number(parse: Callable[[str], T], low: float, high: float | None = None) -> Callable[[str], T]:
+    """A parser of numbers from `low` up to `high` (no upper bound when None)."""
+    bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+
+    def check(text: str) -> T:
+        value = parse(text)
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be {bounds}")
+        return value
+    return check
+
+
+def _schema(text: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", text):
+        raise ValueError("must be a lower-case SQL identifier")
+    return text
+
+
+def _cron(text: str) -> str:
+    if len(text.split()) != 5:
+        raise ValueError("must be a cron expression of five fields, such as '*/15 * * * *'")
+    return text
+
 
 @dataclass(frozen=True)
 class Settings:
-    """The pipeline's storage settings."""
+    """The pipeline's settings as the environment gives them, each with its variable's default."""
 
     home: Path
     postgres_url: str | None
     state_schema: str
+    dotdigital_url: str
+    ca_bundle: str | None
+    audience_cron: str
+    engagement_cron: str
+    engagement_start: date
+    consent_interval: int
+    consent_tick_budget: float
+    max_quarantine_share: float
+    quarantine_min_rows: int
+    members_in_two_from: int
+    max_string_length: int
 
     @classmethod
-    def from_env(cls) -> Settings:
-        schema = os.environ.get("DOTDYN_STATE_SCHEMA", "dotdyn")
-        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
-            raise ValueError(f"DOTDYN_STATE_SCHEMA must be a lower-case SQL identifier, got {schema!r}")
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every variable; a bad value raises SettingsError naming it."""
+        env = os.environ if environ is None else environ
+
+        def read(name: str, default: str, parse: Callable[[str], T]) -> T:
+            text = env.get(name) or default
+            try:
+                return parse(text)
+            except ValueError as error:
+                raise SettingsError(f"{name}={text!r}: {error}") from None
+
         return cls(
-            home=Path(os.environ.get("DOTDYN_HOME", ".dotdyn")).resolve(),
-            postgres_url=os.environ.get("DOTDYN_POSTGRES_URL") or None,
-            state_schema=schema,
+            home=Path(env.get("DOTDYN_HOME") or ".dotdyn").resolve(),
+            postgres_url=env.get("DOTDYN_POSTGRES_URL") or None,
+            state_schema=read("DOTDYN_STATE_SCHEMA", "dotdyn", _schema),
+            dotdigital_url=(env.get("DOTDYN_DOTDIGITAL_URL") or DEFAULT_BASE_URL).rstrip("/"),
+            ca_bundle=env.get("DOTDYN_CA_BUNDLE") or None,
+            audience_cron=read("DOTDYN_AUDIENCE_CRON", "*/15 * * * *", _cron),
+            engagement_cron=read("DOTDYN_ENGAGEMENT_CRON", "5 * * * *", _cron),
+            engagement_start=read("DOTDYN_ENGAGEMENT_START", "2025-01-01", date.fromisoformat),
+            consent_interval=read("DOTDYN_CONSENT_INTERVAL", "60", _number(int, 1)),
+            consent_tick_budget=read("DOTDYN_CONSENT_TICK_BUDGET", "30", _number(float, 1)),
+            max_quarantine_share=read("DOTDYN_MAX_QUARANTINE_SHARE", "0.25", _number(float, 0, 1)),
+            quarantine_min_rows=read("DOTDYN_QUARANTINE_MIN_ROWS", "100", _number(int, 0)),
+            members_in_two_from=read("DOTDYN_MEMBERS_IN_TWO_FROM", "200000", _number(int, 0)),
+            max_string_length=read("DOTDYN_MAX_STRING_LENGTH", "255", _number(int, 1)),
         )
 
     @property

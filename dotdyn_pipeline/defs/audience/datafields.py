@@ -14,7 +14,8 @@ import pandas as pd
 
 from dotdyn_pipeline.connectors.dotdigital.models import DATA_FIELD_TYPES, check_data_field_name
 
-#: The longest String value taken by default (Dotdigital's limit is not documented; see the README).
+#: The longest String value taken by default (DOTDYN_MAX_STRING_LENGTH): Dotdigital does not document its limit
+#: (docs/audience.md).
 DEFAULT_MAX_STRING_LENGTH = 255
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}

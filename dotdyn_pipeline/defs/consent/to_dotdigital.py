@@ -12,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient, DotdigitalError, NotFound
 from dotdyn_pipeline.defs.consent.ledger import BOOK_SCOPE, DYNAMICS
 from dotdyn_pipeline.defs.consent.outcomes import Outcomes
-from dotdyn_pipeline.defs.consent.settings import DOTDIGITAL_WORKERS
 from dotdyn_pipeline.state import LedgerEntry, StateStore
+
+#: Dotdigital calls in flight at once while applying an account's unsubscribes.
+DOTDIGITAL_WORKERS = 4
 
 
 def _apply(client: DotdigitalClient, store: StateStore, entry: LedgerEntry) -> tuple[str, str]:
