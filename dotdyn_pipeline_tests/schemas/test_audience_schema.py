@@ -106,6 +106,6 @@ def test_the_members_type_validates_an_output_unless_its_step_vouched_for_the_ro
     assert not result.success and "not_nullable" in result.description and "bad@" in result.description
     # what the step made from the rows that passed: not validated again (so a frame vouched for, even
     # wrongly, passes; the step quarantined the rest)
-    vouched = frame_type.vouch(unchecked)
+    vouched = frame_type.mark_validated(unchecked)
     assert dg.check_dagster_type(frame_type.dagster_type, vouched).success
     assert not dg.check_dagster_type(frame_type.dagster_type, unchecked.copy()).success  # another frame is checked

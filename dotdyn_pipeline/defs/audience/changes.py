@@ -5,7 +5,8 @@ before and after, a deleted record's, the records of links that came or went. A 
 describe resets to a full pass: a list or a data mapping changed resets the accounts it belonged to before and
 after, and a table read in full resets every account.
 An account's sync takes the addresses marked, or touched in its unsubscribe ledger, and the records without an
-address marked, since its last one (`scope_for`) and, once its load has finished, moves its cursor there (`finish`).
+address marked, since its last one (`scope_for`) and, once its load has finished, moves its cursor there
+(`record_synced`).
 """
 
 import json
@@ -60,7 +61,8 @@ class Scope:
 def mark_page(store: StateStore, crm_table: str, rows: Sequence[MirrorRow], deleted: Sequence[str],
               person_tables: Sequence[str], link_table: str) -> int:
     """Before the mirror takes a page of changes: mark the addresses it touches, and the records it touches that
-    hold none (or reset, for other tables); return how many addresses and records were marked."""
+    hold none (for other tables, require a full sync of the accounts they concern); return how many addresses
+    and records were marked."""
     ids = [row.crm_id for row in rows] + list(deleted)
     mirror = store.mirror
     if crm_table in person_tables:
@@ -72,7 +74,7 @@ def mark_page(store: StateStore, crm_table: str, rows: Sequence[MirrorRow], dele
         keys = mirror.linked_email_keys(crm_table, ids, person_tables) | {key for _, _, key in held if key}
         records = [(table, crm_id) for table, crm_id, key in held if not key]
     else:
-        reset(store, _accounts_changed(crm_table, mirror.data_of(crm_table, ids), rows, deleted))
+        require_full_sync(store, _accounts_changed(crm_table, mirror.data_of(crm_table, ids), rows, deleted))
         return 0
     return mirror.mark_changed(keys) + mirror.mark_records_changed(records)
 
@@ -91,7 +93,7 @@ def _accounts_changed(crm_table: str, old: dict[str, dict], rows: Sequence[Mirro
     return {data[ACCOUNT_COLUMN] for pair in touched for data in pair if data and data.get(ACCOUNT_COLUMN)}
 
 
-def reset(store: StateStore, accounts: set[str] | None = None) -> None:
+def require_full_sync(store: StateStore, accounts: set[str] | None = None) -> None:
     """Make the next sync of these accounts (None: of every account) a full pass."""
     stamp = now_iso()
     for scope in [ORG_SCOPE] if accounts is None else sorted(accounts):
@@ -115,7 +117,7 @@ def scope_for(store: StateStore, account: str) -> Scope:
     return Scope(frozenset(keys), upto, "changes", frozenset(store.mirror.records_changed_since(since)))
 
 
-def finish(store: StateStore, account: str, scope: Scope) -> None:
+def record_synced(store: StateStore, account: str, scope: Scope) -> None:
     """Record that `account`'s books reflect every change up to `scope.upto`."""
     store.save_cursor(account, CURSOR, watermark=scope.upto)
 

@@ -18,7 +18,7 @@ import dagster as dg
 
 from dotdyn_pipeline.connectors.dataverse.client import WATERMARK, ChangePage
 from dotdyn_pipeline.connectors.http import calls_made
-from dotdyn_pipeline.defs.audience.changes import mark_page, reset
+from dotdyn_pipeline.defs.audience.changes import mark_page, require_full_sync
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
 from dotdyn_pipeline.runtime.collector import collector_paused
 from dotdyn_pipeline.runtime.read_ahead import read_ahead
@@ -33,8 +33,8 @@ PERSON_COLUMNS = ("emailaddress1", "donotbulkemail", "donotemail", "statecode", 
 EXTRACT_LEASE_TTL = timedelta(hours=2)
 EXTRACT_LEASE_WAIT = 3 * 3600.0
 #: Rows written to the mirror per transaction. Its indexes take keys at random places and a commit writes every
-#: page it touched, so larger commits write much less (a million contacts: 29 s of upserts by pages of 5,000,
-#: about 19 s by 50,000). An interrupted extract reads again from its saved cursor, so nothing needs smaller.
+#: page it touched, so larger commits write much less, the same index page once for many rows. An interrupted
+#: extract reads again from its saved cursor, so nothing needs smaller.
 ROWS_PER_COMMIT = 100_000
 
 
@@ -69,8 +69,8 @@ def _plain(primary: str) -> Callable[[dict[str, Any]], MirrorRow]:
 
 
 def _list_member(row: dict[str, Any]) -> MirrorRow:
-    # A link is its two ends, which the mirror keeps as columns: its data would only repeat them (and writing
-    # that copy cost 2 s of a first read of 350,000 links).
+    # A link is its two ends, which the mirror keeps as columns: its data would only repeat them, and writing
+    # that copy would cost a large first read time for nothing.
     return MirrorRow(row["listmemberid"], {}, parent_id=row.get("_listid_value"),
                      ref_id=row.get("_entityid_value"))
 
@@ -122,7 +122,7 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
             context.log.warning("%s: full read instead of changes: %s", name, read.fallback)
         stamp = datetime.now(UTC).isoformat()
         # a full read sweeps away the rows it did not see; into an empty mirror there can be none (and the sweep
-        # reads every row: 1.6 s of a first sync of 300,000 contacts)
+        # reads every row, so it is left out there)
         sweep = read.mode == "full" and store.mirror.holds_any(name)
         changed = deleted = pages = marked = 0
         into_empty = read.mode == "full" and not sweep
@@ -138,7 +138,7 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
         if sweep:
             deleted += store.mirror.delete_unseen(name, stamp)
         if read.mode == "full":
-            reset(store)  # the read says nothing of what changed: every account looks at every address
+            require_full_sync(store)  # the read says nothing of what changed: every account looks at every address
         by_watermark = (read.cursor or "").startswith(WATERMARK)
         store.save_cursor(ORG_SCOPE, name, delta_link=None if by_watermark else read.cursor,
                           watermark=read.cursor if by_watermark else None)

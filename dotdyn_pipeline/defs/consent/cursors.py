@@ -33,7 +33,7 @@ class _Cursor:
         return json.dumps(asdict(self), sort_keys=True)
 
     @property
-    def moment(self) -> datetime:
+    def since_time(self) -> datetime:
         return datetime.fromisoformat(self.since)
 
     @property
@@ -59,7 +59,7 @@ class SinceTracker:
 
     def __init__(self, cursor: SinceCursor) -> None:
         # the rows before `start` are all in the cursor's second (that is how `skip` was counted)
-        self.second, self.count = whole_second(cursor.moment), cursor.start
+        self.second, self.count = whole_second(cursor.since_time), cursor.start
 
     def consumed(self, moment: datetime | None) -> None:
         if moment is None:

@@ -69,7 +69,7 @@ def _follow(store: StateStore, read: AccountRead, source: str, scope: str, book:
     """Read one since-feed, at least a page, until it is caught up (True) or the deadline passed (False)."""
     saved = store.get_cursor(read.account, source)
     cursor = SinceCursor.load(saved.watermark if saved else None)
-    tracker, rows = SinceTracker(cursor), fetch(cursor.moment, cursor.start)
+    tracker, rows = SinceTracker(cursor), fetch(cursor.since_time, cursor.start)
     while True:
         page = list(islice(rows, MAX_SELECT))
         events: list[UnsubscribeEvent] = []
@@ -96,7 +96,7 @@ def _scan_resubscribes(client: DotdigitalClient, store: StateStore, read: Accoun
     now = datetime.now(UTC)
     saved = store.get_cursor(read.account, RESUBSCRIBES)
     cursor = ScanCursor.load(saved.watermark if saved else None, now).begun(now)
-    position, contacts = cursor.start, client.contacts_modified_since(cursor.moment, start=cursor.start)
+    position, contacts = cursor.start, client.contacts_modified_since(cursor.since_time, start=cursor.start)
     while True:
         page = list(islice(contacts, MAX_SELECT))
         subscribed = {c.email for c in page if c.status == SUBSCRIBED and c.email}

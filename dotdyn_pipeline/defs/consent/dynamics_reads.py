@@ -22,7 +22,7 @@ from dotdyn_pipeline.defs.consent.ledger import (
     DOTDIGITAL,
     DYNAMICS,
     Recording,
-    instant,
+    ledger_time,
     record_events,
     usable_address,
 )
@@ -78,7 +78,7 @@ def _person_events(table: str) -> Events:
                 skipped["echo"] += 1
             else:
                 reason = f"{' and '.join(sorted(flags))} set on {table} {row[f'{table}id']}"
-                found += [UnsubscribeEvent(account, email, ACCOUNT_SCOPE, DYNAMICS, instant(row["modifiedon"]),
+                found += [UnsubscribeEvent(account, email, ACCOUNT_SCOPE, DYNAMICS, ledger_time(row["modifiedon"]),
                                            reason=reason) for account in sorted(scope.accounts)]
         return found, skipped
     return events
@@ -97,7 +97,7 @@ def _suppression_events(store: StateStore, scope: CrmScope,
             skipped["unusable_address"] += 1
         else:
             found.append(UnsubscribeEvent(account, email, ACCOUNT_SCOPE, DYNAMICS,
-                                          instant(row.get("esc_dateremoved") or row["modifiedon"]),
+                                          ledger_time(row.get("esc_dateremoved") or row["modifiedon"]),
                                           reason=row.get("esc_reason") or "Suppressed"))
     return found, skipped
 
@@ -117,7 +117,7 @@ def _list_events(store: StateStore, scope: CrmScope, rows: list[Row]) -> tuple[l
             skipped["unusable_address"] += 1
         else:
             found.append(UnsubscribeEvent(account, email, BOOK_SCOPE, DYNAMICS,
-                                          instant(row.get("esc_unsubscribedon") or row["modifiedon"]),
+                                          ledger_time(row.get("esc_unsubscribedon") or row["modifiedon"]),
                                           reason=f"left list {row.get('_esc_listid_value')}",
                                           address_book_id=int(book)))
     return found, skipped

@@ -26,7 +26,7 @@ def usable_address(email: str | None) -> str | None:
     return key if key and is_valid_address(key) else None
 
 
-def instant(text: str) -> str:
+def ledger_time(text: str) -> str:
     """An API timestamp as the ledger keeps times: ISO 8601 in UTC."""
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()

@@ -43,7 +43,8 @@ ROI_DETAILS = Target("esc_emailroidetail",
 SUPPRESSIONS = Target("esc_emailsupression", SUPPRESSION_KEY)
 
 
-def moment(value: datetime | None) -> datetime | None:
+def dataverse_time(value: datetime | None) -> datetime | None:
+    """A time as Dataverse keeps it: UTC, to the whole second."""
     return None if value is None else to_utc(value).replace(microsecond=0)
 
 
@@ -68,7 +69,7 @@ def campaign_row(account: str, campaign: Campaign, summary: CampaignSummary, syn
         ACCOUNT: account, "esc_dotdigitalcampaignid": campaign.id, "esc_name": campaign.name[:255],
         "esc_subject": (campaign.subject or "")[:255] or None, "esc_fromname": campaign.from_name,
         "esc_fromaddress": campaign.from_address, "esc_status": campaign.status,
-        "esc_datesent": moment(summary.date_sent), "esc_numsent": summary.num_sent,
+        "esc_datesent": dataverse_time(summary.date_sent), "esc_numsent": summary.num_sent,
         "esc_numdelivered": summary.num_delivered, "esc_numuniqueopens": summary.num_unique_opens,
         "esc_numopens": summary.num_opens, "esc_numclicks": summary.num_clicks,
         "esc_numrecipientsclicked": summary.num_recipients_clicked,
@@ -78,7 +79,7 @@ def campaign_row(account: str, campaign: Campaign, summary: CampaignSummary, syn
         "esc_numhardbounces": summary.num_hard_bounces, "esc_numsoftbounces": summary.num_soft_bounces,
         "esc_numunsubscribes": summary.num_unsubscribes, "esc_numispcomplaints": summary.num_isp_complaints,
         "esc_numorders": int(figures.get("numOrders") or 0), "esc_revenue": _money(figures.get("revenue")),
-        "esc_lastsyncedon": moment(synced_at),
+        "esc_lastsyncedon": dataverse_time(synced_at),
     }
     for name in ("Delivered", "UniqueOpens", "Opens", "UsersClicked", "ClicksToOpens", "Unsubscribes",
                  "HardBounces"):  # fractions of 1, as the v2 summary gives them
@@ -105,8 +106,9 @@ def summary_row(account: str, activity: Activity, person: Person | None) -> dict
             "esc_numopens": activity.num_opens, "esc_numpageviews": activity.num_page_views,
             "esc_numclicks": activity.num_clicks, "esc_numforwards": activity.num_forwards,
             "esc_numestimatedforwards": activity.num_estimated_forwards, "esc_numreplies": activity.num_replies,
-            "esc_datesent": moment(activity.date_sent), "esc_datefirstopened": moment(activity.date_first_opened),
-            "esc_datelastopened": moment(activity.date_last_opened), "esc_firstopenip": activity.first_open_ip,
+            "esc_datesent": dataverse_time(activity.date_sent),
+            "esc_datefirstopened": dataverse_time(activity.date_first_opened),
+            "esc_datelastopened": dataverse_time(activity.date_last_opened), "esc_firstopenip": activity.first_open_ip,
             "esc_unsubscribed": activity.unsubscribed, "esc_softbounced": activity.soft_bounced,
             "esc_hardbounced": activity.hard_bounced}
 
@@ -114,7 +116,7 @@ def summary_row(account: str, activity: Activity, person: Person | None) -> dict
 def click_row(account: str, click: Click, person: Person | None) -> dict[str, Any]:
     return {**_engagement(account, click.campaign_id, click.contact_id, click.email, person),
             "esc_name": f"{click.email} -> {click.url}"[:255], "esc_url": click.url,
-            "esc_dateclicked": moment(click.date_clicked), "esc_ipaddress": click.ip_address,
+            "esc_dateclicked": dataverse_time(click.date_clicked), "esc_ipaddress": click.ip_address,
             "esc_useragent": click.user_agent, "esc_keyword": click.keyword}
 
 
@@ -122,4 +124,5 @@ def roi_row(account: str, detail: RoiDetail, person: Person | None) -> dict[str,
     value = detail.value if detail.value is None or isinstance(detail.value, str) else str(detail.value)
     return {**_engagement(account, detail.campaign_id, detail.contact_id, detail.email, person),
             "esc_name": f"{detail.marker_name} / {detail.email}"[:255], "esc_markername": detail.marker_name,
-            "esc_datatype": detail.data_type, "esc_value": value, "esc_dateentered": moment(detail.date_entered)}
+            "esc_datatype": detail.data_type, "esc_value": value,
+            "esc_dateentered": dataverse_time(detail.date_entered)}

@@ -2,7 +2,15 @@
 
 from datetime import UTC, datetime, timedelta
 
-from dotdyn_pipeline.defs.audience.changes import CURSOR, MARGIN, Scope, finish, mark_page, reset, scope_for
+from dotdyn_pipeline.defs.audience.changes import (
+    CURSOR,
+    MARGIN,
+    Scope,
+    mark_page,
+    record_synced,
+    require_full_sync,
+    scope_for,
+)
 from dotdyn_pipeline.state import ORG_SCOPE, MirrorRow, UnsubscribeEvent
 
 PEOPLE, LINKS = ("contact", "lead", "account"), "listmember"
@@ -70,7 +78,7 @@ def test_a_first_sync_a_full_read_or_too_many_changes_mean_every_address(store):
     _seed(store)
     assert scope_for(store, "a1").reason == "first sync"
     _synced(store)
-    reset(store)
+    require_full_sync(store)
     assert scope_for(store, "a1").reason == "a full read"
     _synced(store, ago=timedelta(0))
     _mark(store, "contact", [MirrorRow(f"c{i}", {"n": -i}, f"p{i}@example.com") for i in range(30)])
@@ -101,7 +109,7 @@ def test_finishing_moves_the_cursor_to_what_the_scope_took_in(store):
     _synced(store)
     _mark(store, "contact", [MirrorRow("c1", {"n": 100}, "p1@example.com")])
     scope = scope_for(store, "a1")
-    finish(store, "a1", scope)
+    record_synced(store, "a1", scope)
     assert store.get_cursor("a1", CURSOR).watermark == scope.upto
     assert store.get_cursor(ORG_SCOPE, "audience.reset") is None
     # a mark within MARGIN of the cursor is read again (it may have been committed late), never missed

@@ -42,7 +42,7 @@ def test_cursors_round_trip_as_text():
 
 def test_a_pass_over_modified_contacts_resumes_and_the_next_one_reaches_back_before_it():
     fresh = ScanCursor.load(None, T0)
-    assert fresh.moment == T0 - RESCAN and fresh.started is None
+    assert fresh.since_time == T0 - RESCAN and fresh.started is None
     begun = fresh.begun(T0)
     assert begun.started == T0.isoformat() and begun.begun(T0 + timedelta(hours=1)) == begun
     stopped = ScanCursor.load(ScanCursor(begun.since, begun.started, 1000).dump(), T0)

@@ -11,7 +11,7 @@ from dotdyn_pipeline.defs.consent.ledger import (
     BOOK_SCOPE,
     DOTDIGITAL,
     DYNAMICS,
-    instant,
+    ledger_time,
     lift_resubscribed,
     record_events,
     usable_address,
@@ -89,5 +89,5 @@ def test_addresses_and_times_are_normalised():
     assert usable_address("not an address") is None and usable_address(None) is None
     assert usable_address(f"{'a' * 64}@example.com") and usable_address(f"{'a' * 65}@example.com") is None, \
         "the local part is held to 64 characters, as the audience's validation holds it"
-    assert instant("2026-03-01T12:00:00Z") == "2026-03-01T12:00:00+00:00"
-    assert instant("2026-03-01T13:00:00+01:00") == "2026-03-01T12:00:00+00:00"
+    assert ledger_time("2026-03-01T12:00:00Z") == "2026-03-01T12:00:00+00:00"
+    assert ledger_time("2026-03-01T13:00:00+01:00") == "2026-03-01T12:00:00+00:00"

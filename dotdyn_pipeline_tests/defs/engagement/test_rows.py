@@ -3,16 +3,17 @@
 from datetime import UTC, datetime
 
 from dotdyn_pipeline.connectors.dotdigital.models import Campaign, CampaignSummary, Click
-from dotdyn_pipeline.defs.engagement.rows import CLICKS, campaign_row, click_row, dynamics_campaign, moment
+from dotdyn_pipeline.defs.engagement.rows import CLICKS, campaign_row, click_row, dataverse_time, dynamics_campaign
 from dotdyn_pipeline.defs.people import Person
 
 ACCOUNT = "6f1c3c3e-8f59-4a43-9a68-0d5b0f0e0a11"
 
 
 def test_times_are_kept_to_the_whole_second_in_utc():
-    assert moment(datetime(2026, 3, 1, 10, 0, 5, 987000, tzinfo=UTC)) == datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC)
-    assert moment(datetime(2026, 3, 1, 10, 0, 5)) == datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC)
-    assert moment(None) is None
+    whole = datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC)
+    assert dataverse_time(datetime(2026, 3, 1, 10, 0, 5, 987000, tzinfo=UTC)) == whole
+    assert dataverse_time(datetime(2026, 3, 1, 10, 0, 5)) == datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC)
+    assert dataverse_time(None) is None
 
 
 def test_two_reads_of_one_click_have_one_key_and_the_person_is_bound():
