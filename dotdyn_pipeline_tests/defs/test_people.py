@@ -20,8 +20,8 @@ def test_the_id_map_wins_then_the_address_by_precedence(store):
     assert found[11, "renamed@example.com"] == Person("contact", "c-map"), "the id map, whatever the address"
     assert found[12, " SHARED@example.com"] == Person("contact", "c-new"), "a contact, the newest one"
     assert found[None, "nobody@example.com"] is None
-    assert [link.crm_id for link in store.links_for_contact("acc", 12)] == ["c-new"], "learned into the id map"
-    assert store.links_for_contact("other", 12) == [], "per account"
+    assert [link.crm_id for link in store.links_for_contacts("acc", [12])[12]] == ["c-new"], "learned into the id map"
+    assert store.links_for_contacts("other", [12]) == {}, "per account"
 
 
 def test_everyone_with_an_address_in_precedence_order(store):

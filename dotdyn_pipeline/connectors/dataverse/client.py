@@ -177,9 +177,6 @@ class DataverseClient:
     def entity_set_name(self, logical_name: str) -> str:
         return self.entity(logical_name).entity_set
 
-    def change_tracking_enabled(self, logical_name: str) -> bool:
-        return self.entity(logical_name).change_tracking
-
     def supports_upsert_multiple(self, logical_name: str) -> bool:
         """Whether the table has the UpsertMultiple message (its sdkmessagefilter exists), cached."""
         with self._lock:
@@ -329,31 +326,6 @@ class DataverseClient:
             return self._batch_outcomes(offset, requests, atomic=False)
 
         return self._in_chunks(rows, write)
-
-    def add_list_members(self, list_id: str, member_ids: Sequence[str],
-                         member_type: str = "contact") -> list[RecordOutcome]:
-        """Add members (contacts, leads or accounts, as the list was created for) to a marketing list.
-
-        AddListMembersList per chunk; a chunk it refuses is added member by member (AddMemberList in a
-        `$batch`) so each member gets its own outcome.
-        """
-        primary_id = self.entity(member_type).primary_id
-
-        def add(offset: int, chunk: Sequence[str]) -> list[RecordOutcome]:
-            member = f"Microsoft.Dynamics.CRM.{member_type}"
-            body = {"List": {"@odata.type": "Microsoft.Dynamics.CRM.list", "listid": list_id},
-                    "Members": [{"@odata.type": member, primary_id: member_id} for member_id in chunk]}
-            try:
-                self._send("POST", "AddListMembersList", kind="list_members", json_body=body)
-                return [RecordOutcome(offset + i, True, 204) for i in range(len(chunk))]
-            except DataverseError as exc:
-                if not _is_client_error(exc):
-                    raise
-            action = f"lists({list_id})/Microsoft.Dynamics.CRM.AddMemberList"
-            return self._batch_outcomes(offset, [BatchRequest("POST", action, {"EntityId": member_id})
-                                                 for member_id in chunk], atomic=False)
-
-        return self._in_chunks(member_ids, add)
 
     def remove_list_members(self, list_id: str, member_ids: Sequence[str]) -> list[RecordOutcome]:
         """Remove members from a marketing list (RemoveMemberList per member, in `$batch` chunks)."""

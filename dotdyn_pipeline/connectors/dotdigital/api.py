@@ -16,7 +16,6 @@ from dotdyn_pipeline.connectors.dotdigital.config import DotdigitalConfig
 from dotdyn_pipeline.connectors.dotdigital.dates import to_utc
 from dotdyn_pipeline.connectors.dotdigital.errors import AlreadyExists, ValidationError
 from dotdyn_pipeline.connectors.dotdigital.imports import Importer, ImportResult, Throughput, csv_chunks
-from dotdyn_pipeline.connectors.dotdigital.limits import QuotaCounter
 from dotdyn_pipeline.connectors.dotdigital.models import (
     ADDRESS_BOOK_NAME_MAX,
     DATA_FIELD_TYPES,
@@ -42,13 +41,14 @@ from dotdyn_pipeline.connectors.dotdigital.models import (
 from dotdyn_pipeline.connectors.dotdigital.paging import MAX_SELECT, page_size, pages
 from dotdyn_pipeline.connectors.dotdigital.rest import RestTransport
 from dotdyn_pipeline.connectors.dotdigital.soap import SoapTransport
+from dotdyn_pipeline.connectors.http import CallCounter
 
 
 class Transport(Protocol):
     """A wire to one account: performs named operations, counts every call in `counter`."""
 
     name: str
-    counter: QuotaCounter
+    counter: CallCounter
 
     def call(self, operation: str, **args: Any) -> Any: ...
     def close(self) -> None: ...
@@ -68,7 +68,7 @@ class DotdigitalClient:
         self._select: dict[str, int] = {}  # page sizes learned to be the most an operation accepts
 
     @property
-    def counter(self) -> QuotaCounter:
+    def counter(self) -> CallCounter:
         """Calls made through this client, by operation (and retries, as `retry:<reason>`)."""
         return self.transport.counter
 
@@ -296,7 +296,7 @@ def _skipping(fetch: Callable[[int, int], list[Any]], offset: int) -> Callable[[
     return lambda select, skip: fetch(select, skip + offset)
 
 
-def _transport(config: DotdigitalConfig, api_root: str, counter: QuotaCounter,
+def _transport(config: DotdigitalConfig, api_root: str, counter: CallCounter,
                sleep: Callable[[float], None]) -> Transport:
     if config.transport == "soap":
         return SoapTransport(config, config.soap_address or f"{api_root}/v2/Api.svc", counter, sleep)
@@ -305,7 +305,7 @@ def _transport(config: DotdigitalConfig, api_root: str, counter: QuotaCounter,
 
 def connect(config: DotdigitalConfig, sleep: Callable[[float], None] = time.sleep) -> DotdigitalClient:
     """A client of the account on its configured transport, pointed at its region (account-info, once)."""
-    counter = QuotaCounter()
+    counter = CallCounter()
     root = config.base_url.rstrip("/")
     transport = _transport(config, root, counter, sleep)
     try:

@@ -10,13 +10,11 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 
 from dotdyn_pipeline.connectors.dotdigital.errors import error_code
-from dotdyn_pipeline.connectors.http import RETRY_PREFIX, CallCounter, Retry, retry_after_seconds
+from dotdyn_pipeline.connectors.http import Retry, retry_after_seconds
 
 QUOTA_CODE = "ERROR_APIUSAGE_EXCEEDED"
 TRANSIENT_CODES = frozenset({"ERROR_SYSTEM_SERVICETEMPORARILYUNAVAILABLE", "ERROR_UNKNOWN"})
@@ -54,27 +52,3 @@ def retry_decision(status: int, headers: Mapping[str, str], message: str | None,
     if status >= 500 and (code is None or code in TRANSIENT_CODES):
         return Retry(f"server_error: HTTP {status} {code or ''}".strip(), after=reset_after(headers, now))
     return None
-
-
-class QuotaCounter(CallCounter):
-    """A CallCounter that also knows how many calls fell in the last hour, the window of the flat quota."""
-
-    def __init__(self, window: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__()
-        self._window, self._clock = window, clock
-        self._times: deque[float] = deque()
-        self._times_lock = threading.Lock()
-
-    def add(self, kind: str, n: int = 1) -> None:
-        super().add(kind, n)
-        if not kind.startswith(RETRY_PREFIX):
-            with self._times_lock:
-                self._times.extend([self._clock()] * n)
-
-    def calls_in_window(self) -> int:
-        """Calls made within the last window (an hour by default)."""
-        horizon = self._clock() - self._window
-        with self._times_lock:
-            while self._times and self._times[0] <= horizon:
-                self._times.popleft()
-            return len(self._times)

@@ -42,11 +42,6 @@ class AccountInfo:
         value = self.properties.get("ApiEndpoint")
         return value.rstrip("/") if value else None
 
-    @property
-    def calls_remaining(self) -> int | None:
-        value = self.properties.get("ApiCallsRemaining")
-        return int(value) if value not in (None, "") else None
-
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> AccountInfo:
         props = {p["name"]: p.get("value") for p in data.get("properties") or []}

@@ -15,9 +15,9 @@ import httpx
 from dotdyn_pipeline.connectors.dotdigital.config import DotdigitalConfig
 from dotdyn_pipeline.connectors.dotdigital.dates import format_date
 from dotdyn_pipeline.connectors.dotdigital.errors import error_for
-from dotdyn_pipeline.connectors.dotdigital.limits import QuotaCounter, retry_decision
+from dotdyn_pipeline.connectors.dotdigital.limits import retry_decision
 from dotdyn_pipeline.connectors.dotdigital.wire import http_client, send
-from dotdyn_pipeline.connectors.http import Retry
+from dotdyn_pipeline.connectors.http import CallCounter, Retry
 
 #: operation -> (method, path). Path fields come from the call's arguments; select/skip/withFullData go
 #: in the query, `body` is sent as JSON and `data` (CSV bytes) as the import file.
@@ -93,7 +93,7 @@ class RestTransport:
 
     name = "rest"
 
-    def __init__(self, config: DotdigitalConfig, base_url: str, counter: QuotaCounter,
+    def __init__(self, config: DotdigitalConfig, base_url: str, counter: CallCounter,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.config, self.base_url, self.counter, self._sleep = config, base_url.rstrip("/"), counter, sleep
         self._http = http_client(config, self.base_url)

@@ -25,9 +25,9 @@ from zeep.helpers import serialize_object
 from dotdyn_pipeline.connectors.dotdigital.config import DotdigitalConfig
 from dotdyn_pipeline.connectors.dotdigital.dates import to_utc
 from dotdyn_pipeline.connectors.dotdigital.errors import NotFound, error_for
-from dotdyn_pipeline.connectors.dotdigital.limits import QuotaCounter, retry_decision
+from dotdyn_pipeline.connectors.dotdigital.limits import retry_decision
 from dotdyn_pipeline.connectors.dotdigital.wire import http_client, send
-from dotdyn_pipeline.connectors.http import Retry
+from dotdyn_pipeline.connectors.http import CallCounter, Retry
 from dotdyn_pipeline.vendor import DOTDIGITAL_WSDL
 
 BINDING = "{http://apiconnector.com/v2}Secure_ApiService"
@@ -109,7 +109,7 @@ class SoapTransport:
 
     name = "soap"
 
-    def __init__(self, config: DotdigitalConfig, address: str, counter: QuotaCounter,
+    def __init__(self, config: DotdigitalConfig, address: str, counter: CallCounter,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.config, self.address, self.counter, self.sleep = config, address, counter, sleep
         self.current = threading.local()  # the operation being called, per thread

@@ -14,8 +14,8 @@ from dotdyn_pipeline.connectors.dotdigital.errors import (
     RateLimited,
     ServiceUnavailable,
 )
-from dotdyn_pipeline.connectors.dotdigital.limits import QUOTA_CODE, QuotaCounter
-from dotdyn_pipeline.connectors.http import RetriesExhausted, Retry, send_with_retries, tls_verify
+from dotdyn_pipeline.connectors.dotdigital.limits import QUOTA_CODE
+from dotdyn_pipeline.connectors.http import CallCounter, RetriesExhausted, Retry, send_with_retries, tls_verify
 
 
 def http_client(config: DotdigitalConfig, base_url: str = "") -> httpx.Client:
@@ -37,7 +37,7 @@ def exhausted(exc: RetriesExhausted, operation: str) -> DotdigitalError:
 
 
 def send(client: httpx.Client, build_request: Callable[[], httpx.Request], *, operation: str,
-         classify: Callable[[httpx.Response], Retry | None], config: DotdigitalConfig, counter: QuotaCounter,
+         classify: Callable[[httpx.Response], Retry | None], config: DotdigitalConfig, counter: CallCounter,
          sleep: Callable[[float], None]) -> httpx.Response:
     """Send with retries as `config.retry` allows; the accepted response is returned whatever its status."""
     try:

@@ -411,18 +411,5 @@ def split_segment(path: str) -> tuple[str, str | None, str]:
     return name, key, rest
 
 
-def format_key(values: dict[str, Any], table: Table) -> str:
-    """The key predicate for `values` as written in URLs (OData-EntityId uses the primary key)."""
-    if list(values) == [table.primary_key]:
-        return str(values[table.primary_key])
-    parts = []
-    for name, value in values.items():
-        column = table.by_name[name]
-        if isinstance(value, str) and column.type in ("String", "Memo"):
-            value = "'" + value.replace("'", "''") + "'"
-        parts.append(f"{column.web_name}={value}")
-    return ",".join(parts)
-
-
 def _quote(name: str) -> str:
     return f'"{name}"'

@@ -29,7 +29,6 @@ def test_entity_metadata_comes_from_entity_definitions_and_is_cached(dataverse: 
     info = dataverse.entity("contact")
     assert (info.entity_set, info.primary_id) == ("contacts", "contactid")
     assert dataverse.entity_set_name("contact") == "contacts"
-    assert dataverse.change_tracking_enabled("contact") is info.change_tracking
     assert dataverse.counter.snapshot()["metadata"] == 1
     with pytest.raises(DataverseNotFound):
         dataverse.entity("esc_nosuchtable")
@@ -58,7 +57,7 @@ def test_read_filters_and_orders_on_the_service(dataverse: DataverseClient) -> N
 
 def test_change_tracking_returns_changes_and_deletions_since_the_delta_link(
         dataverse: DataverseClient, sandbox: dict[str, Any]) -> None:
-    assert dataverse.change_tracking_enabled("contact")
+    assert dataverse.entity("contact").change_tracking
     first = dataverse.read_changes("contact", SELECT)
     everyone = [row for page in first for row in page.rows]
     assert first.mode == "full" and first.fallback is None
@@ -113,7 +112,7 @@ def test_an_expired_delta_token_falls_back_to_a_full_read(dataverse: DataverseCl
 
 def test_a_table_without_change_tracking_is_read_by_modifiedon_watermark(
         dataverse: DataverseClient, sandbox: dict[str, Any]) -> None:
-    assert not dataverse.change_tracking_enabled("campaign")
+    assert not dataverse.entity("campaign").change_tracking
     first = dataverse.read_changes("campaign", ["campaignid", "name"])
     assert first.mode == "full"
     everything = [row for page in first for row in page.rows]

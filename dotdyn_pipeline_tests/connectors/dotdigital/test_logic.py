@@ -23,7 +23,7 @@ from dotdyn_pipeline.connectors.dotdigital.errors import (
     error_for,
 )
 from dotdyn_pipeline.connectors.dotdigital.imports import csv_chunks
-from dotdyn_pipeline.connectors.dotdigital.limits import QuotaCounter, reset_after, retry_decision
+from dotdyn_pipeline.connectors.dotdigital.limits import reset_after, retry_decision
 from dotdyn_pipeline.connectors.dotdigital.models import (
     AccountInfo,
     Contact,
@@ -160,18 +160,6 @@ def test_exhausted_retries_become_typed_errors() -> None:
     assert isinstance(exhausted(RetriesExhausted("x", 3, "ConnectError: refused"), "op"), ServiceUnavailable)
 
 
-def test_quota_counter_counts_calls_in_the_last_hour_but_not_retry_tallies() -> None:
-    clock = [0.0]
-    counter = QuotaCounter(window=3600, clock=lambda: clock[0])
-    counter.add("address_books", 3)
-    counter.add("retry:throttle")
-    clock[0] = 1800
-    counter.add("campaigns")
-    assert counter.calls_in_window() == 4 and counter.total == 4
-    clock[0] = 3601
-    assert counter.calls_in_window() == 1 and counter.total == 4
-
-
 def test_pages_stop_on_a_short_page_and_select_is_capped_per_endpoint() -> None:
     data = list(range(2_500))
     calls = []
@@ -210,7 +198,7 @@ def test_models_read_the_documented_shapes() -> None:
     account = AccountInfo.from_api({"id": 5, "properties": [
         {"name": "ApiEndpoint", "type": "String", "value": "https://r2-api.dotdigital.com/"},
         {"name": "ApiCallsRemaining", "type": "Int", "value": "1985"}]})
-    assert account.api_endpoint == "https://r2-api.dotdigital.com" and account.calls_remaining == 1985
+    assert account.api_endpoint == "https://r2-api.dotdigital.com"
     contact = Contact.from_api({"id": 1, "email": "a@b.c", "dataFields": [{"key": "FIRSTNAME", "value": "Jo"}]})
     assert contact.data_fields == {"FIRSTNAME": "Jo"}
     assert Contact.from_api({"id": 1, "email": "a@b.c", "dataFields": None}).data_fields is None

@@ -12,10 +12,10 @@ from lxml import etree
 from zeep.helpers import serialize_object
 
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalConfig
-from dotdyn_pipeline.connectors.dotdigital.limits import QuotaCounter
 from dotdyn_pipeline.connectors.dotdigital.models import AddressBook, Contact
 from dotdyn_pipeline.connectors.dotdigital.rest import ROUTES
 from dotdyn_pipeline.connectors.dotdigital.soap import BINDING, OPERATIONS, SUPPRESS, SoapTransport, _from_soap
+from dotdyn_pipeline.connectors.http import CallCounter
 
 NS = {"a": "http://apiconnector.com", "v2": "http://apiconnector.com/v2",
       "xsi": "http://www.w3.org/2001/XMLSchema-instance",
@@ -25,7 +25,7 @@ NS = {"a": "http://apiconnector.com", "v2": "http://apiconnector.com/v2",
 @pytest.fixture(scope="module")
 def soap() -> SoapTransport:
     return SoapTransport(DotdigitalConfig("apiuser@apiconnector.com", "pw"), "https://127.0.0.1:9/v2/Api.svc",
-                         QuotaCounter())
+                         CallCounter())
 
 
 def _request(soap: SoapTransport, operation: str, **params) -> etree._Element:
