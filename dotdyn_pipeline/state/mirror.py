@@ -104,10 +104,10 @@ class CrmMirror:
         `into_empty`: the block writes a full read of a table the mirror holds no row of (its first sync). On
         SQLite its rows are then staged in a table with no index, in a scratch database, and moved when the block
         ends, in key order and in one transaction that rebuilds from sorted keys the indexes they would more than
-        double. Kept up row by row, at random places, the parent index took about half of a first read of 1.16M
-        list members (25-33 s written directly, 16-20 s staged). Staging takes no write lock on the database, so
-        steps extracting other tables side by side write meanwhile; only the move does. The scratch database then
-        goes whole (dropping a staged million contacts freed their pages one by one: 1.8 s). Should the block
+        double: kept up row by row, at random places, the indexes take about half of a first read's writes.
+        Staging takes no write lock on the database, so steps extracting other tables side by side write
+        meanwhile; only the move does. The scratch database then goes whole, where dropping a staged table would
+        free its pages one by one. Should the block
         fail, nothing of the read is kept, and the next read starts again from the beginning, as it would anyway."""
         if not into_empty or self.backend.name != "sqlite":
             yield lambda rows: self.upsert(crm_table, rows, stamp)

@@ -256,7 +256,7 @@ def untracked(options: dict[str, str]) -> set[str]:
 
 
 def markdown() -> str:
-    """The `esc_` tables (and the solution's columns on `list`) as Markdown, for the README.
+    """The `esc_` tables (and the solution's columns on `list`) as Markdown: the table reference of docs/solution.md.
 
     Every table also has statecode, statuscode, createdon, modifiedon and versionnumber.
     """

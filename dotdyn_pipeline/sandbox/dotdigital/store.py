@@ -110,8 +110,8 @@ def valid_email(email: str) -> bool:
 
 #: The size the write-ahead log may reach before a writer waits for the readers and empties it. Import workers
 #: that commit in turn never leave the moment in which SQLite's own checkpoints may start the log over, so
-#: without this it grows for as long as imports run (11 GB over a million-row import), and every read and
-#: write slows down with it: the last imports of a run would be served slower than the first.
+#: without this it grows for as long as imports run, and every read and write slows down with it: the last
+#: imports of a run would be served slower than the first.
 LOG_LIMIT_BYTES = 256 * 1024 * 1024
 
 
