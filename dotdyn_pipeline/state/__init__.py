@@ -3,6 +3,7 @@
 from dotdyn_pipeline.state.mirror import BookMember, LeaseBusy, MirrorRow
 from dotdyn_pipeline.state.store import (
     ORG_SCOPE,
+    AccountPartition,
     ContactLink,
     ImportJob,
     LedgerEntry,
@@ -13,6 +14,6 @@ from dotdyn_pipeline.state.store import (
 )
 
 __all__ = [
-    "ORG_SCOPE", "BookMember", "ContactLink", "ImportJob", "LeaseBusy", "LedgerEntry", "MirrorRow",
+    "ORG_SCOPE", "AccountPartition", "BookMember", "ContactLink", "ImportJob", "LeaseBusy", "LedgerEntry", "MirrorRow",
     "QuarantinedRow", "StateStore", "SyncCursor", "UnsubscribeEvent",
 ]

@@ -120,6 +120,16 @@ def _ledger_entry(row: Sequence[Any]) -> LedgerEntry:
     return LedgerEntry(UnsubscribeEvent(*row[:7]), *row[7:])
 
 
+@dataclass(frozen=True)
+class AccountPartition:
+    """An email account's partition key, its current name, and the key its partition had before (its id)."""
+
+    account_id: str
+    key: str
+    name: str
+    former_key: str | None = None
+
+
 class StateStore:
     """The middleware's memory: cursors, the id map, imports, quarantine, the unsubscribe ledger, API calls."""
 
@@ -374,3 +384,28 @@ class StateStore:
         day = day or datetime.now(UTC).date().isoformat()
         return dict(self.backend.query("SELECT kind, calls FROM api_calls WHERE account = ? AND api = ? AND day = ? "
                                        "ORDER BY kind", (account, api, day)))
+
+    # -- email account partitions -------------------------------------------------------------------------
+    _ACCOUNT_PARTITION = "SELECT account_id, partition_key, name, former_key FROM account_partition"
+
+    def account_partitions(self) -> list[AccountPartition]:
+        """Every account that has a partition key, in key order."""
+        return [AccountPartition(*row) for row in self.backend.query(f"{self._ACCOUNT_PARTITION} "
+                                                                     "ORDER BY partition_key")]
+
+    def account_partition(self, key: str) -> AccountPartition | None:
+        """The account whose partition has this key, or had it before keys were made from names."""
+        rows = self.backend.query(f"{self._ACCOUNT_PARTITION} WHERE partition_key = ? OR former_key = ? "
+                                  "ORDER BY CASE WHEN partition_key = ? THEN 0 ELSE 1 END", (key, key, key))
+        return AccountPartition(*rows[0]) if rows else None
+
+    def claim_partition_key(self, partition: AccountPartition) -> bool:
+        """Give the account its key, unless the key is taken or the account has one; True when given."""
+        return self.backend.execute(
+            "INSERT INTO account_partition (account_id, partition_key, name, former_key, assigned_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (partition.account_id, partition.key, partition.name, partition.former_key, now_iso())) == 1
+
+    def rename_account(self, account_id: str, name: str) -> None:
+        """Record the account's current name; its key stays."""
+        self.backend.execute("UPDATE account_partition SET name = ? WHERE account_id = ?", (name, account_id))
