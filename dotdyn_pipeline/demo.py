@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 from dotdyn_pipeline.instance import prepare_dagster_home
 from dotdyn_pipeline.settings import PROJECT_ROOT, Settings
 
+if TYPE_CHECKING:
+    from dotdyn_pipeline.state import AccountPartition
+
 #: The demo's sandbox: two Dotdigital accounts and about 20,000 people.
 DEMO_PEOPLE = {"contacts": 15_000, "leads": 4_000, "accounts": 1_000}
 #: The days of engagement the demo imports after each account's audience sync (the sandbox's history).
@@ -55,6 +58,7 @@ def run_demo(sandbox_dir: str | None = None, ui: bool = False) -> int:
     """Serve (or use) the sandbox, register the accounts, sync every account, print the summary."""
     import dagster as dg
 
+    from dotdyn_pipeline.defs.accounts.partitions import account_tags
     from dotdyn_pipeline.defs.engagement.windows import range_tags
 
     settings = Settings.from_env()
@@ -70,12 +74,13 @@ def run_demo(sandbox_dir: str | None = None, ui: bool = False) -> int:
             last = datetime.now(UTC).date()
             first = last - timedelta(days=DEMO_ENGAGEMENT_DAYS - 1)
             for account in accounts:
-                result = audience.execute_in_process(partition_key=account, instance=instance,
-                                                     raise_on_error=False, run_config=QUIET)
+                result = audience.execute_in_process(partition_key=account.key, instance=instance,
+                                                     raise_on_error=False, run_config=QUIET, tags=account_tags(account))
                 ok &= result.success
-                print(summary(names.get(account, account), account, result, settings), flush=True)
+                print(summary(account.name, account.account_id, result, settings), flush=True)
                 result = engagement.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,
-                                                       tags=range_tags(account, first, last))
+                                                       tags={**range_tags(account.key, first, last),
+                                                             **account_tags(account)})
                 ok &= result.success
                 print(engagement_summary(first, last, result), flush=True)
         if ui:
@@ -85,21 +90,33 @@ def run_demo(sandbox_dir: str | None = None, ui: bool = False) -> int:
     return 0 if ok else 1
 
 
-def register_accounts(instance: Any, defs: Any) -> list[str]:
+def register_accounts(instance: Any, defs: Any) -> list[AccountPartition]:
     """Run the accounts sensor once and apply the partitions it asks for; return the registered accounts."""
     import dagster as dg
 
-    from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+    from dotdyn_pipeline.defs.accounts.partitions import registered_partitions
 
     sensor = defs.resolve_sensor_def("email_accounts")
-    context = dg.build_sensor_context(instance=instance, resources=defs.resources)
-    for request in sensor(context).dynamic_partitions_requests or []:
+    apply_partition_requests(instance, sensor(dg.build_sensor_context(instance=instance, resources=defs.resources)))
+    with defs.resources["state"].open() as store:
+        return registered_partitions(instance, store)
+
+
+def apply_partition_requests(instance: Any, result: Any) -> None:
+    """Add and delete the partitions a sensor's result asks for, as the daemon does after a tick."""
+    import dagster as dg
+
+    for request in result.dynamic_partitions_requests or []:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         else:
             for key in request.partition_keys:
                 instance.delete_dynamic_partition(request.partitions_def_name, key)
-    return sorted(instance.get_dynamic_partitions(email_account_partitions.name))
+
+
+def register_account(instance: Any, defs: Any, account_id: str) -> AccountPartition:
+    """Register the accounts (see `register_accounts`) and return the partition of one of them."""
+    return next(account for account in register_accounts(instance, defs) if account.account_id == account_id)
 
 
 def materialized_facts(result: Any) -> dict[str, dict[str, Any]]:

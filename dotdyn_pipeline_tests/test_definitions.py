@@ -35,21 +35,26 @@ def test_definitions_load_with_every_asset():
     assert defs.resolve_schedule_def("audience_schedule").cron_schedule == "*/15 * * * *"
 
 
-def test_the_audience_job_runs_a_process_per_step_unless_the_schedule_asks_for_one_process():
+def test_the_audience_job_runs_a_process_per_step_unless_the_schedule_asks_for_one_process(tmp_path):
     """A first sync, launched by hand, extracts its large tables side by side; a scheduled run carries the
     changes since the last, and runs its short steps one after another in its own process."""
     from dotdyn_pipeline.definitions import defs
+    from dotdyn_pipeline.defs.accounts.partitions import ACCOUNT_ID_TAG, ACCOUNT_NAME_TAG
     from dotdyn_pipeline.defs.audience.jobs import IN_PROCESS, PROCESS_PER_STEP
+    from dotdyn_pipeline.resources import StateStoreResource
+    from dotdyn_pipeline_tests.defs.accounts.registration import register
 
-    job = defs.resolve_job_def("audience_sync")
+    job, state = defs.resolve_job_def("audience_sync"), StateStoreResource(home=str(tmp_path))
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                            resources={"state": state},
                                             scheduled_execution_time=datetime(2026, 11, 29, 12, 15, tzinfo=UTC))
         assert isinstance(defs.resolve_schedule_def("audience_schedule").evaluate_tick(context).skip_message, str)
-        instance.add_dynamic_partitions("email_account", ["b", "a"])
+        register(instance, state, {"id-b": "B", "id-a": "A"})
         requests = defs.resolve_schedule_def("audience_schedule").evaluate_tick(context).run_requests
     assert [(r.partition_key, r.run_key) for r in requests] == [("a", "a@2026-11-29T12:15:00+00:00"),
                                                                  ("b", "b@2026-11-29T12:15:00+00:00")]
+    assert [(r.tags[ACCOUNT_ID_TAG], r.tags[ACCOUNT_NAME_TAG]) for r in requests] == [("id-a", "A"), ("id-b", "B")]
     assert all(request.run_config == IN_PROCESS for request in requests)
     # what a run launched for a partition by hand or by a backfill gets
     assert job.partitioned_config.get_run_config_for_partition_key("a") == PROCESS_PER_STEP

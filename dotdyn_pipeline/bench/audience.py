@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            lambda: running_sandbox(Path(directory) / "twin", settings, timeout=3600))
 
 
-def _sync(instance: dg.DagsterInstance, account: str, run_config: dict[str, Any]) -> tuple[float, dict[str, dict]]:
+def _sync(instance: dg.DagsterInstance, key: str, run_config: dict[str, Any]) -> tuple[float, dict[str, dict]]:
     """Run the audience job as a deployment would (`execute_job`: `execute_in_process` would also keep every
     step's output in memory until the run ends); return its seconds and each asset's metadata."""
     from dotdyn_pipeline.definitions import audience_sync_job
@@ -68,9 +68,9 @@ def _sync(instance: dg.DagsterInstance, account: str, run_config: dict[str, Any]
 
     with stopwatch() as watch:
         result = dg.execute_job(dg.reconstructable(audience_sync_job), instance, run_config={**QUIET, **run_config},
-                                tags={"dagster/partition": account})
+                                tags={"dagster/partition": key})
     if not result.success:
-        raise RuntimeError(f"the audience run of account {account} failed; see its events in the Dagster UI")
+        raise RuntimeError(f"the audience run of partition {key} failed; see its events in the Dagster UI")
     return watch.seconds, materialized_facts(result)
 
 
@@ -93,11 +93,10 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
     defs = build_definitions()
     (home / "dagster").mkdir()
     with dg.DagsterInstance.local_temp(str(home / "dagster")) as instance:
-        instance.add_dynamic_partitions("email_account", [account["emailaccount_id"]])
+        key = register_account(instance, defs, account["emailaccount_id"]).key
         with run_memory() as memory:  # as a partition's run is launched: a process per step, side by side
-            seconds, facts = _sync(instance, account["emailaccount_id"], PROCESS_PER_STEP)
-        contacts = defs.load_asset_value("audience_contacts", partition_key=account["emailaccount_id"],
-                                         instance=instance)
+            seconds, facts = _sync(instance, key, PROCESS_PER_STEP)
+        contacts = defs.load_asset_value("audience_contacts", partition_key=key, instance=instance)
 
         fields = [c for c in contacts.columns if c not in CONTACT_COLUMNS]
         rerun_floor = _upload_floor(contract, contacts, fields)

@@ -130,7 +130,7 @@ def measure(contract: dict[str, Any], home: Path, events: int, timeout: float | 
     with dg.DagsterInstance.get() as instance, control_http(contract, timeout=120) as control:
         accounts = register_accounts(instance, defs)
         for account in accounts:  # the mirror and the address books the consent flow works with
-            defs.resolve_job_def("audience_sync").execute_in_process(partition_key=account, instance=instance,
+            defs.resolve_job_def("audience_sync").execute_in_process(partition_key=account.key, instance=instance,
                                                                      run_config=QUIET)
         _catch_up(defs, instance)
         people = _people(control, events)

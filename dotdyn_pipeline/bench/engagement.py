@@ -75,7 +75,7 @@ def measure(contract: dict[str, Any], home: Path, days: int) -> dict[str, Any]:
     first = today - timedelta(days=days)
     defs = build_definitions()
     with dg.DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions("email_account", [account_id])
+        key = register_account(instance, defs, account_id).key
         people = [dg.AssetKey(name) for name in ("crm_contacts", "crm_leads", "crm_accounts")]
         assert defs.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance, asset_selection=people, run_config=QUIET).success

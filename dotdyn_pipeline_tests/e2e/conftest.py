@@ -16,6 +16,7 @@ from dotdyn_pipeline.defs.audience.jobs import PROCESS_PER_STEP
 from dotdyn_pipeline.demo import register_accounts, sandbox_environment
 from dotdyn_pipeline.sandbox.context import SandboxSettings
 from dotdyn_pipeline.sandbox.process import running_sandbox
+from dotdyn_pipeline.state import AccountPartition
 from dotdyn_pipeline_tests.conftest import trust
 
 E2E_SANDBOX = SandboxSettings(seed=23, contacts=700, leads=160, accounts=60, email_accounts=2, days=5)
@@ -110,18 +111,27 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 class Pipeline:
     instance: dg.DagsterInstance
     defs: dg.Definitions
-    accounts: list[str]
+    partitions: list[AccountPartition]
+
+    @property
+    def accounts(self) -> list[str]:
+        """The registered accounts' ids, in order."""
+        return sorted(partition.account_id for partition in self.partitions)
+
+    def key(self, account: str) -> str:
+        """The partition key of an account."""
+        return next(partition.key for partition in self.partitions if partition.account_id == account)
 
     def sync(self, account: str, job: str = "audience_sync") -> dg.ExecuteInProcessResult:
-        return self.defs.resolve_job_def(job).execute_in_process(partition_key=account, instance=self.instance,
-                                                                raise_on_error=False)
+        return self.defs.resolve_job_def(job).execute_in_process(partition_key=self.key(account),
+                                                                instance=self.instance, raise_on_error=False)
 
     def deployed_sync(self, account: str) -> dg.ExecuteJobResult:
         """The audience job as a partition's run is launched in a deployment: a process per step."""
         from dotdyn_pipeline.definitions import audience_sync_job
 
         return dg.execute_job(dg.reconstructable(audience_sync_job), self.instance, run_config=PROCESS_PER_STEP,
-                              tags={"dagster/partition": account}, raise_on_error=False)
+                              tags={"dagster/partition": self.key(account)}, raise_on_error=False)
 
 
 @pytest.fixture(scope="module")

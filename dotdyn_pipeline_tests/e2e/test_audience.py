@@ -7,6 +7,7 @@ import pytest
 from dotdyn_pipeline.demo import materialized_facts as facts
 
 INCREMENTAL = "addresses changed since the last sync"
+PER_ACCOUNT = ("audience_members", "audience_contacts", "address_books", "address_book_members")
 
 
 def _assert_books_match(world, account):
@@ -27,14 +28,19 @@ def first_sync(pipeline):
     return {first: pipeline.deployed_sync(first), **{account: pipeline.sync(account) for account in others}}
 
 
-def test_accounts_become_partitions(world, pipeline):
-    assert sorted(pipeline.accounts) == sorted(a["emailaccount_id"] for a in world.contract["accounts"])
+def test_accounts_become_partitions_keyed_by_their_names(world, pipeline):
+    accounts = world.contract["accounts"]
+    assert sorted(pipeline.accounts) == sorted(a["emailaccount_id"] for a in accounts)
+    assert sorted(pipeline.instance.get_dynamic_partitions("email_account")) == sorted(
+        a["name"].lower().replace(" ", "-") for a in accounts), "Account 1 -> account-1"
 
 
 def test_books_hold_exactly_the_valid_consenting_members(world, pipeline, first_sync):
     for account, result in first_sync.items():
         assert result.success, account
         _assert_books_match(world, account)
+        assert {facts(result)[asset]["email_account_id"] for asset in PER_ACCOUNT} == {account}, \
+            "a run of the name's key is the account's, and says so beside the key"
         members = facts(result)["audience_members"]
         accounted = (members["rows_out"] + members["rows_quarantined"]
                      + sum(v for k, v in members.items() if k.startswith("skipped_")))
@@ -254,7 +260,7 @@ def test_a_run_killed_during_the_load_is_repaired_by_the_next(world, pipeline, f
     # slow the import status polls so that the kill lands while an import is in flight
     world.http.post("/faults/dotdigital", json={"kind": "latency", "latency_ms": 1500,
                                                 "path": "/contacts/import/"}).raise_for_status()
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_SYNC, account], env=os.environ.copy(),
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_SYNC, pipeline.key(account)], env=os.environ.copy(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120

@@ -39,7 +39,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def engage(pipeline, account: str, first: date, last: date, tags: dict[str, str] | None = None):
     """One engagement run over the days first..last of one account (a single-run backfill)."""
     return pipeline.defs.resolve_job_def("engagement_sync").execute_in_process(
-        instance=pipeline.instance, raise_on_error=False, tags={**range_tags(account, first, last), **(tags or {})})
+        instance=pipeline.instance, raise_on_error=False,
+        tags={**range_tags(pipeline.key(account), first, last), **(tags or {})})
 
 
 def reported(world: World, account: str, kind: str, first: date, last: date | None = None) -> list[list]:

@@ -39,12 +39,6 @@ class EmailAccount:
         return resource.client(api_user=self.api_user, secret_name=self.secret_name, transport=self.transport)
 
 
-def registered_accounts(instance: dg.DagsterInstance) -> list[str] | dg.SkipReason:
-    """The registered account partitions, sorted, for a schedule; a skip reason while there are none."""
-    accounts = sorted(instance.get_dynamic_partitions(email_account_partitions.name))
-    return accounts or dg.SkipReason("no email account is registered yet (the email_accounts sensor adds them)")
-
-
 def active_accounts(client: DataverseClient) -> list[EmailAccount]:
     """Every active esc_emailaccount row."""
     return [EmailAccount.from_row(row)
@@ -53,7 +47,7 @@ def active_accounts(client: DataverseClient) -> list[EmailAccount]:
 
 
 def email_account(client: DataverseClient, account_id: str) -> EmailAccount:
-    """The active account behind a partition key; a clear error when it is gone or deactivated."""
+    """The active account with this id; a clear error when it is gone or deactivated."""
     rows = [row for page in client.read("esc_emailaccount", ACCOUNT_COLUMNS,
                                         filter=f"esc_emailaccountid eq {literal(uuid.UUID(account_id))}")
             for row in page]

@@ -7,6 +7,7 @@ import dagster as dg
 
 from dotdyn_pipeline.connectors.dotdigital.models import ADDRESS_BOOK_NAME_MAX
 from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
+from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.audience.extract import MARKETING_LISTS, crm_marketing_lists
 from dotdyn_pipeline.defs.audience.members import account_lists
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
@@ -30,7 +31,7 @@ def book_names(lists: list[dict[str, Any]]) -> dict[str, str]:
           description="list id -> Dotdigital address book id, for the account's activated lists.")
 def address_books(context: dg.AssetExecutionContext, dataverse: DataverseResource, dotdigital: DotdigitalResource,
                   state: StateStoreResource) -> dg.Output[dict[str, int]]:
-    started, account_id = time.monotonic(), context.partition_key
+    started, account_id = time.monotonic(), partition_account(context, state)
     store = state.open()
     try:
         lists = account_lists(store, account_id)

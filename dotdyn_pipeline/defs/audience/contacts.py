@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 
 from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
+from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.audience.datafields import DEFAULT_MAX_STRING_LENGTH, convert_frame
 from dotdyn_pipeline.defs.audience.members import account_mappings, quarantine_rows
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
@@ -36,7 +37,7 @@ def audience_contacts(context: dg.AssetExecutionContext, audience_members: pd.Da
                       dataverse: DataverseResource, dotdigital: DotdigitalResource,
                       state: StateStoreResource) -> dg.Output[pd.DataFrame]:
     gc.collect()  # what the last step left in reference cycles goes now (a 1M-member sync peaked 100 MB higher)
-    started, account_id = time.monotonic(), context.partition_key
+    started, account_id = time.monotonic(), partition_account(context, state)
     store = state.open()
     try:
         field_types = {m.field: m.type for m in account_mappings(store, account_id)}

@@ -4,7 +4,8 @@ import os
 
 import dagster as dg
 
-from dotdyn_pipeline.defs.accounts.accounts import registered_accounts
+from dotdyn_pipeline.defs.accounts.partitions import account_tags, registered_accounts
+from dotdyn_pipeline.resources import StateStoreResource
 
 #: How often every account's audience is synced (cron; default every 15 minutes).
 AUDIENCE_CRON = os.environ.get("DOTDYN_AUDIENCE_CRON", "*/15 * * * *")
@@ -28,11 +29,13 @@ audience_job = dg.define_asset_job(
 
 
 @dg.schedule(cron_schedule=AUDIENCE_CRON, job=audience_job, default_status=dg.DefaultScheduleStatus.RUNNING)
-def audience_schedule(context: dg.ScheduleEvaluationContext):
+def audience_schedule(context: dg.ScheduleEvaluationContext, state: StateStoreResource):
     """One audience run per registered email account, in process: a scheduled run carries the changes since
     the last, and a process per step would cost more than most of its steps take."""
-    accounts = registered_accounts(context.instance)
+    with state.open() as store:
+        accounts = registered_accounts(context.instance, store)
     if isinstance(accounts, dg.SkipReason):
         return accounts
     tick = context.scheduled_execution_time.isoformat()
-    return [dg.RunRequest(partition_key=key, run_key=f"{key}@{tick}", run_config=IN_PROCESS) for key in accounts]
+    return [dg.RunRequest(partition_key=account.key, run_key=f"{account.key}@{tick}", run_config=IN_PROCESS,
+                          tags=account_tags(account)) for account in accounts]

@@ -27,6 +27,7 @@ from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient, DotdigitalEr
 from dotdyn_pipeline.connectors.dotdigital.imports import ImportOutcome
 from dotdyn_pipeline.connectors.dotdigital.models import Contact
 from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
+from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, Scope, finish
 from dotdyn_pipeline.defs.audience.contacts import CONTACT_COLUMNS
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
@@ -232,7 +233,7 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
                          address_books: dict[str, int], dataverse: DataverseResource, dotdigital: DotdigitalResource,
                          state: StateStoreResource) -> dg.MaterializeResult:
     gc.collect()  # what the last step left in reference cycles goes now (a 1M-member sync peaked 100 MB higher)
-    started, account_id = time.monotonic(), context.partition_key
+    started, account_id = time.monotonic(), partition_account(context, state)
     fields = [column for column in audience_contacts.columns if column not in CONTACT_COLUMNS]
     scope = Scope.from_attr(audience_contacts.attrs[SCOPE_ATTR]) if SCOPE_ATTR in audience_contacts.attrs else None
     counts = LoadCounts()

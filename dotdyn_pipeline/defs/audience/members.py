@@ -18,6 +18,7 @@ import dagster as dg
 import pandas as pd
 
 from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, scope_for
 from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, MEMBER_TYPES, PERSON_TABLES
 from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
@@ -186,7 +187,7 @@ def _sample(rows: list[QuarantinedRow], limit: int = 10) -> str:
     description="The account's list members who may be emailed: consenting, valid, one per address per list.",
 )
 def audience_members(context: dg.AssetExecutionContext, state: StateStoreResource):
-    started, account = time.monotonic(), context.partition_key
+    started, account = time.monotonic(), partition_account(context, state)
     store = state.open()
     try:
         scope = scope_for(store, account)

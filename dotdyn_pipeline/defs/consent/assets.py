@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
+from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.consent.ledger import DYNAMICS
 from dotdyn_pipeline.defs.consent.outcomes import Outcomes
 from dotdyn_pipeline.defs.consent.to_dotdigital import apply_to_dotdigital
@@ -58,7 +59,7 @@ def _report(context: dg.AssetExecutionContext, outcomes: Outcomes, started: floa
                       "list unsubscriber rows, the unsubscribe attribute, list membership); resubscribes reflected.")
 def consent_to_dynamics(context: dg.AssetExecutionContext, dataverse: DataverseResource,
                         state: StateStoreResource) -> dg.MaterializeResult:
-    started, account = time.monotonic(), context.partition_key
+    started, account = time.monotonic(), partition_account(context, state)
     store = state.open()
     try:
         with dataverse.client() as crm:
@@ -81,7 +82,7 @@ def consent_to_dynamics(context: dg.AssetExecutionContext, dataverse: DataverseR
                       "applied in Dotdigital: account-wide, or from the one address book.")
 def consent_to_dotdigital(context: dg.AssetExecutionContext, dataverse: DataverseResource,
                           dotdigital: DotdigitalResource, state: StateStoreResource) -> dg.MaterializeResult:
-    started, account = time.monotonic(), context.partition_key
+    started, account = time.monotonic(), partition_account(context, state)
     store = state.open()
     try:
         if not store.ledger(account, source=DYNAMICS, pending_only=True):

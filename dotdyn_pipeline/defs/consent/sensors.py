@@ -13,7 +13,8 @@ from collections.abc import Iterable
 import dagster as dg
 
 from dotdyn_pipeline.connectors.dataverse import DataverseClient
-from dotdyn_pipeline.defs.accounts.accounts import EmailAccount, active_accounts, email_account_partitions
+from dotdyn_pipeline.defs.accounts.accounts import EmailAccount, active_accounts
+from dotdyn_pipeline.defs.accounts.partitions import account_tags, registered_partitions
 from dotdyn_pipeline.defs.audience.members import account_lists
 from dotdyn_pipeline.defs.consent.assets import CONSENT_JOB, consent_job
 from dotdyn_pipeline.defs.consent.dotdigital_reads import read_account
@@ -29,9 +30,10 @@ WAITING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dagst
 LOGGED_EVENTS = 20
 
 
-def syncing_accounts(context: dg.SensorEvaluationContext, crm: DataverseClient) -> list[EmailAccount]:
+def syncing_accounts(context: dg.SensorEvaluationContext, crm: DataverseClient,
+                     store: StateStore) -> list[EmailAccount]:
     """The active email accounts that have a partition."""
-    registered = set(context.instance.get_dynamic_partitions(email_account_partitions.name))
+    registered = {partition.account_id for partition in registered_partitions(context.instance, store)}
     return [account for account in active_accounts(crm) if account.id in registered]
 
 
@@ -47,19 +49,21 @@ def run_requests(instance: dg.DagsterInstance, store: StateStore, accounts: Iter
     The run key names the pending work and the latest run: a tick evaluated again asks for nothing new, and
     work a failed run left behind is asked for again.
     """
-    requests = []
+    requests, partitions = [], {partition.account_id: partition for partition in store.account_partitions()}
     for account in sorted(accounts):
         work = sorted(entry.event.event_key for entry in store.ledger(account, pending_only=True))
         work += sorted(f"{entry.event.event_key}:resubscribed" for entry in store.resubscribes_to_reflect(account))
         if not work:
             continue
-        latest = instance.get_run_records(dg.RunsFilter(job_name=CONSENT_JOB, tags={"dagster/partition": account}),
-                                          limit=1)
+        partition = partitions[account]
+        latest = instance.get_run_records(dg.RunsFilter(job_name=CONSENT_JOB,
+                                                        tags={"dagster/partition": partition.key}), limit=1)
         if latest and latest[0].dagster_run.status in WAITING:
             continue
         digest = hashlib.sha256("\n".join([latest[0].dagster_run.run_id if latest else "", *work]).encode())
-        requests.append(dg.RunRequest(partition_key=account, run_key=f"consent:{account}:{digest.hexdigest()[:16]}",
-                                      tags={"dotdyn/consent_work": str(len(work))}))
+        requests.append(dg.RunRequest(partition_key=partition.key,
+                                      run_key=f"consent:{account}:{digest.hexdigest()[:16]}",
+                                      tags={"dotdyn/consent_work": str(len(work)), **account_tags(partition)}))
     return requests
 
 

@@ -5,8 +5,9 @@ from datetime import timedelta
 
 import dagster as dg
 
-from dotdyn_pipeline.defs.accounts.accounts import registered_accounts
+from dotdyn_pipeline.defs.accounts.partitions import account_tags, registered_accounts
 from dotdyn_pipeline.defs.engagement.windows import partition_key
+from dotdyn_pipeline.resources import StateStoreResource
 
 #: How often today's engagement is imported for every account (cron; default hourly, at five past).
 ENGAGEMENT_CRON = os.environ.get("DOTDYN_ENGAGEMENT_CRON", "5 * * * *")
@@ -17,9 +18,10 @@ engagement_job = dg.define_asset_job(
 
 
 @dg.schedule(cron_schedule=ENGAGEMENT_CRON, job=engagement_job, default_status=dg.DefaultScheduleStatus.RUNNING)
-def engagement_schedule(context: dg.ScheduleEvaluationContext):
+def engagement_schedule(context: dg.ScheduleEvaluationContext, state: StateStoreResource):
     """Today's partition of every account; in the first tick after midnight, yesterday's too (its last hour)."""
-    accounts = registered_accounts(context.instance)
+    with state.open() as store:
+        accounts = registered_accounts(context.instance, store)
     if isinstance(accounts, dg.SkipReason):
         return accounts
     now = context.scheduled_execution_time
@@ -27,5 +29,5 @@ def engagement_schedule(context: dg.ScheduleEvaluationContext):
     if now.hour == 0:
         days.insert(0, (now - timedelta(days=1)).date())
     tick = now.isoformat()
-    return [dg.RunRequest(partition_key=partition_key(account, day), run_key=f"{account}|{day}@{tick}")
-            for account in accounts for day in days]
+    return [dg.RunRequest(partition_key=partition_key(account.key, day), run_key=f"{account.key}|{day}@{tick}",
+                          tags=account_tags(account)) for account in accounts for day in days]

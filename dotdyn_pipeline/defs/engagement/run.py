@@ -22,6 +22,7 @@ from dotdyn_pipeline.connectors.dataverse import DataverseClient
 from dotdyn_pipeline.connectors.dataverse.stream import StreamTotals, UpsertStream
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient
 from dotdyn_pipeline.defs.accounts.accounts import email_account
+from dotdyn_pipeline.defs.accounts.partitions import partition_accounts
 from dotdyn_pipeline.defs.engagement.rows import Target
 from dotdyn_pipeline.defs.engagement.windows import Window, windows
 from dotdyn_pipeline.defs.people import PersonResolver
@@ -66,7 +67,7 @@ class EngagementRun:
                  dotdigital: DotdigitalResource, state: StateStoreResource) -> None:
         self.context, self.dotdigital_resource = context, dotdigital
         self.started = time.monotonic()
-        self.windows: list[Window] = windows(context.partition_keys)
+        self.windows: list[Window] = windows(context.partition_keys, partition_accounts(context, state))
         # A retry or a re-execution from failure has the same root run: it resumes where this one stopped.
         self.run_key = context.run.tags.get("dagster/root_run_id") or context.run.run_id
         self.tally = Tally()

@@ -45,8 +45,9 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def windows(partition_keys: Iterable[str]) -> list[Window]:
-    """The windows of consecutive days, per account, that these engagement partition keys cover."""
+def windows(partition_keys: Iterable[str], account_ids: Mapping[str, str]) -> list[Window]:
+    """The windows of consecutive days, per account, that these engagement partition keys cover; `account_ids`
+    names the account behind each email account key."""
     by_account: dict[str, set[date]] = {}
     for key in partition_keys:
         dims = engagement_partitions.get_partition_key_from_str(str(key)).keys_by_dimension

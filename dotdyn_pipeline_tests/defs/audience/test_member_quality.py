@@ -10,8 +10,10 @@ import pytest
 from dotdyn_pipeline.defs.audience.members import QUALITY_CHECK, audience_members, batch_is_safe
 from dotdyn_pipeline.resources import StateStoreResource
 from dotdyn_pipeline.state import MirrorRow, StateStore
+from dotdyn_pipeline_tests.defs.accounts.registration import register
 
 ACCOUNT = "5e0c1f38-0d5b-4a43-9f55-3d1c7a3a8c01"
+KEY = "quality"  # the partition key the account is given for its name
 
 
 def _seed(home, members: int, invalid: int) -> None:
@@ -33,10 +35,13 @@ def _seed(home, members: int, invalid: int) -> None:
 def test_a_batch_fails_the_run_only_when_large_enough_and_mostly_quarantined(tmp_path, members, invalid, passed):
     _seed(tmp_path, members, invalid)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("email_account", [ACCOUNT])
-        result = dg.materialize([audience_members], partition_key=ACCOUNT, instance=instance, raise_on_error=False,
-                                resources={"state": StateStoreResource(home=str(tmp_path))})
+        state = StateStoreResource(home=str(tmp_path))
+        assert [partition.key for partition in register(instance, state, {ACCOUNT: "Quality"})] == [KEY]
+        result = dg.materialize([audience_members], partition_key=KEY, instance=instance, raise_on_error=False,
+                                resources={"state": state})
         [check] = result.get_asset_check_evaluations()
+        [materialized] = result.asset_materializations_for_node("audience_members")
+    assert materialized.metadata["email_account_id"].value == ACCOUNT, "the account id beside the partition key"
     assert check.check_name == QUALITY_CHECK
     assert check.passed is passed and result.success is passed
     assert check.metadata["quarantined"].value == invalid and check.metadata["checked"].value == members

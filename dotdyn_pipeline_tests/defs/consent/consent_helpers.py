@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 
 from dotdyn_pipeline.connectors.dataverse import DataverseClient, DataverseConfig
+from dotdyn_pipeline.defs.accounts.partitions import ACCOUNT_ID_TAG
 
 SENSORS = ("dotdigital_consent", "dynamics_consent")
 
@@ -22,7 +23,8 @@ def settle(pipeline: Any, rounds: int = 4) -> list[dg.ExecuteInProcessResult]:
     """Tick both sensors and run what they ask for until neither asks for anything; the runs made."""
     runs = []
     for _ in range(rounds):
-        requested = sorted({request.partition_key for name in SENSORS for request in tick(pipeline, name).run_requests})
+        requested = sorted({request.tags[ACCOUNT_ID_TAG] for name in SENSORS
+                            for request in tick(pipeline, name).run_requests})
         if not requested:
             return runs
         for account in requested:

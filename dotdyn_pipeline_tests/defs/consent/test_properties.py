@@ -83,7 +83,7 @@ class Arena:
 @pytest.fixture(scope="module")
 def arena(world, pipeline) -> Iterator[Arena]:
     account, other = pipeline.accounts
-    pipeline.instance.delete_dynamic_partition("email_account", other)  # one account keeps each example short
+    pipeline.instance.delete_dynamic_partition("email_account", pipeline.key(other))  # one account: short examples
     assert pipeline.sync(account).success
     (newsletter,) = [row for row in world.rows("lists") if row["_esc_emailaccountid_value"] == account
                      and row["esc_activatedforemail"] and not row["type"] and row["createdfromcode"] == 2]

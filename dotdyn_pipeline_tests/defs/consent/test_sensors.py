@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from dotdyn_pipeline.defs.accounts.partitions import ACCOUNT_ID_TAG
 from dotdyn_pipeline.defs.consent.dotdigital_reads import SUPPRESSIONS, read_account
 from dotdyn_pipeline.defs.consent.dynamics_reads import CrmScope, read_dynamics
 from dotdyn_pipeline.defs.consent.ledger import ACCOUNT_SCOPE, DOTDIGITAL, DYNAMICS, usable_address
@@ -27,7 +28,8 @@ def test_the_dotdigital_sensor_records_new_unsubscribes_and_asks_for_one_run_per
 
     result = tick(pipeline, "dotdigital_consent")
 
-    assert sorted(request.partition_key for request in result.run_requests) == sorted(pipeline.accounts)
+    assert sorted(request.tags[ACCOUNT_ID_TAG] for request in result.run_requests) == sorted(pipeline.accounts)
+    assert all(request.partition_key == pipeline.key(request.tags[ACCOUNT_ID_TAG]) for request in result.run_requests)
     for account, email in mine.items():
         (entry,) = _entries(pipeline_store, account, {email})
         assert (entry.event.source, entry.event.scope, entry.event.reason) == (DOTDIGITAL, ACCOUNT_SCOPE, "HardBounced")
@@ -94,7 +96,7 @@ def test_the_dynamics_sensor_applies_an_opt_out_to_every_account_and_skips_its_o
         (entry,) = _entries(pipeline_store, account, {email})
         assert (entry.event.source, entry.event.scope) == (DYNAMICS, ACCOUNT_SCOPE)
         assert _entries(pipeline_store, account, {echo}) == [], "a row written for Dotdigital is no new event"
-    assert {request.partition_key for request in result.run_requests} == set(pipeline.accounts)
+    assert {request.partition_key for request in result.run_requests} == {pipeline.key(a) for a in pipeline.accounts}
 
 
 def test_a_crm_read_cut_short_resumes_from_its_next_page(world, pipeline, pipeline_store):
