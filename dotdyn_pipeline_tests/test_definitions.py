@@ -46,12 +46,12 @@ def test_the_audience_job_runs_a_process_per_step_unless_the_schedule_asks_for_o
 
     job, state = defs.resolve_job_def("audience_sync"), StateStoreResource(home=str(tmp_path))
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
-                                            resources={"state": state},
-                                            scheduled_execution_time=datetime(2026, 11, 29, 12, 15, tzinfo=UTC))
-        assert isinstance(defs.resolve_schedule_def("audience_schedule").evaluate_tick(context).skip_message, str)
-        register(instance, state, {"id-b": "B", "id-a": "A"})
-        requests = defs.resolve_schedule_def("audience_schedule").evaluate_tick(context).run_requests
+        with dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def(),
+                                       resources={"state": state},
+                                       scheduled_execution_time=datetime(2026, 11, 29, 12, 15, tzinfo=UTC)) as context:
+            assert isinstance(defs.resolve_schedule_def("audience_schedule").evaluate_tick(context).skip_message, str)
+            register(instance, state, {"id-b": "B", "id-a": "A"})
+            requests = defs.resolve_schedule_def("audience_schedule").evaluate_tick(context).run_requests
     assert [(r.partition_key, r.run_key) for r in requests] == [("a", "a@2026-11-29T12:15:00+00:00"),
                                                                  ("b", "b@2026-11-29T12:15:00+00:00")]
     assert [(r.tags[ACCOUNT_ID_TAG], r.tags[ACCOUNT_NAME_TAG]) for r in requests] == [("id-a", "A"), ("id-b", "B")]

@@ -32,7 +32,8 @@ def instance():
 
 def _tick(instance: dg.DagsterInstance, resources: dict[str, Any]) -> dg.SensorResult:
     """One evaluation, its partition requests applied as the daemon applies them."""
-    result = sensors.email_accounts(dg.build_sensor_context(instance=instance, resources=resources))
+    with dg.build_sensor_context(instance=instance, resources=resources) as context:  # closes what it opened
+        result = sensors.email_accounts(context)
     apply_partition_requests(instance, result)
     return result
 

@@ -37,9 +37,9 @@ def test_a_window_holds_its_start_but_not_its_end():
 
 
 def _requests(instance: dg.DagsterInstance, state: StateStoreResource, when: datetime) -> list[dg.RunRequest]:
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources={"state": state},
-                                        repository_def=defs.get_repository_def())
-    return list(defs.resolve_schedule_def("engagement_schedule").evaluate_tick(context).run_requests or [])
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources={"state": state},
+                                   repository_def=defs.get_repository_def()) as context:  # closes what it opened
+        return list(defs.resolve_schedule_def("engagement_schedule").evaluate_tick(context).run_requests or [])
 
 
 def test_the_schedule_asks_for_today_of_every_account_and_for_yesterday_after_midnight(tmp_path):
