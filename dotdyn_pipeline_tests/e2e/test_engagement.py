@@ -111,6 +111,8 @@ def test_a_window_holds_exactly_what_dotdigital_reports(world, pipeline, audienc
         assert stats["rows_read"] == (stats["rows_upserted"] + stats["rows_rejected"] + stats["rows_outside_window"]
                                       + stats["rows_repeated"]), asset
         assert stats["rows_rejected"] == 0, asset
+    assert {event.materialization.metadata["email_account_id"].value
+            for event in result.get_asset_materialization_events()} == {account}, "each day's names its account"
     checks = [event.asset_check_evaluation_data for event in result.all_events
               if event.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert len(checks) == 5 and all(check.passed for check in checks)
