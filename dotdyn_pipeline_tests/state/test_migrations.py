@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import pytest
 
 from dotdyn_pipeline.state.backend import connect
-from dotdyn_pipeline.state.migrations import Migration, MigrationError, applied_versions, load_migrations, migrate
+from dotdyn_pipeline.state.migrations import (
+    EARLIER_TEXT_CHECKSUMS,
+    Migration,
+    MigrationError,
+    applied_versions,
+    load_migrations,
+    migrate,
+)
 
 STATE_TABLES = {"sync_cursor", "contact_map", "import_job", "quarantine", "unsubscribe_ledger", "api_calls"}
 
@@ -46,6 +54,73 @@ def test_an_edited_applied_migration_is_refused(state_url):
     migrate(backend, [Migration(9002, "first", "CREATE TABLE first_table (id INTEGER)")])
     with pytest.raises(MigrationError, match="changed after it was applied"):
         migrate(backend, [Migration(9002, "first", "CREATE TABLE first_table (id BIGINT)")])
+
+
+def test_a_comment_or_layout_change_is_accepted(state_url):
+    backend = connect(*state_url)
+    first = "-- a table\nCREATE TABLE notes (id INTEGER, note TEXT DEFAULT 'a  b');"
+    migrate(backend, [Migration(9003, "notes", first)])
+    reworded = Migration(9003, "notes", "-- the same table, said differently\nCREATE TABLE notes (\n"
+                                        "    id INTEGER,  -- its key\n    note TEXT DEFAULT 'a  b'\n);\n")
+    assert migrate(backend, [reworded]) == []
+
+
+def test_a_changed_quoted_string_is_a_changed_statement(state_url):
+    backend = connect(*state_url)
+    migrate(backend, [Migration(9004, "notes", "CREATE TABLE notes (note TEXT DEFAULT 'a  b')")])
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        migrate(backend, [Migration(9004, "notes", "CREATE TABLE notes (note TEXT DEFAULT 'a b')")])
+
+
+def _checksums(backend) -> dict[int, str]:
+    return dict(backend.query("SELECT version, checksum FROM schema_migrations"))
+
+
+def _stamp_the_old_way(backend, checksums: dict[int, str]) -> None:
+    """Record checksums as migrations did before they left comments out."""
+    with backend.transaction():
+        for version, checksum in checksums.items():
+            backend.execute("UPDATE schema_migrations SET checksum = ? WHERE version = ?", (checksum, version))
+
+
+def _whole_text_checksum(migration: Migration) -> str:
+    return hashlib.sha256(migration.sql.encode()).hexdigest()
+
+
+def test_an_installation_stamped_the_old_way_is_accepted_and_stamped_again(state_url):
+    """Before, the checksum was the sha256 of a file's whole text; the files whose comments were edited since
+    are recognised by the checksums of their earlier text."""
+    backend = connect(*state_url)
+    migrations = load_migrations()
+    migrate(backend, migrations)
+    earlier = {version: text for text, (version, _) in EARLIER_TEXT_CHECKSUMS.items()}
+    old_way = {m.version: earlier.get(m.version, _whole_text_checksum(m)) for m in migrations}
+    _stamp_the_old_way(backend, old_way)
+    assert _checksums(backend) == old_way
+    assert migrate(backend, migrations) == []
+    assert _checksums(backend) == {m.version: m.checksum for m in migrations}
+    assert migrate(backend, migrations) == []
+
+
+def test_an_installation_stamped_the_old_way_still_refuses_a_changed_statement(state_url):
+    backend = connect(*state_url)
+    applied = Migration(9005, "first", "-- the first table\nCREATE TABLE first_table (id INTEGER)")
+    migrate(backend, [applied])
+    _stamp_the_old_way(backend, {9005: _whole_text_checksum(applied)})
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        migrate(backend, [Migration(9005, "first", "-- the first table\nCREATE TABLE first_table (id BIGINT)")])
+    assert _checksums(backend)[9005] == _whole_text_checksum(applied)
+
+
+def test_an_earlier_text_is_known_only_for_its_own_migration(state_url):
+    """A recorded checksum of an earlier text vouches for that text's statements in its own version only."""
+    backend = connect(*state_url)
+    text = next(iter(EARLIER_TEXT_CHECKSUMS))
+    other = Migration(9006, "other", "CREATE TABLE other_table (id INTEGER)")
+    migrate(backend, [other])
+    _stamp_the_old_way(backend, {9006: text})
+    with pytest.raises(MigrationError, match="9006_other changed after it was applied"):
+        migrate(backend, [other])
 
 
 def _at_once(work, threads: int) -> tuple[list, list[Exception]]:
