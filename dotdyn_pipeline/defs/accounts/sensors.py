@@ -39,8 +39,10 @@ def email_accounts(context: dg.SensorEvaluationContext, dataverse: DataverseReso
         requests.append(email_account_partitions.build_add_request(added))
     if removed:
         requests.append(email_account_partitions.build_delete_request(removed))
-    context.log.info("email accounts added: %s; removed: %s; moved from their id: %s", added, removed,
-                     [f"{p.former_key} -> {p.key}" for p in moving])
+    context.log.info("email accounts added: %s; removed: %s", added, removed)
+    for partition in moving:
+        context.log.info("email account %s: partition %s moves to %s", partition.account_id, partition.former_key,
+                         partition.key)
     first_syncs = [wanted[key] for key in added if wanted[key].former_key not in known]  # a moved one has synced
     return dg.SensorResult(dynamic_partitions_requests=requests, run_requests=[
         dg.RunRequest(partition_key=p.key, run_key=f"first-sync:{p.account_id}", tags=account_tags(p))
