@@ -173,9 +173,6 @@ class StateStore:
             "watermark = excluded.watermark, updated_at = excluded.updated_at",
             (scope, source, delta_link, watermark, now_iso()))
 
-    def clear_cursor(self, scope: str, source: str) -> None:
-        self.backend.execute("DELETE FROM sync_cursor WHERE scope = ? AND source = ?", (scope, source))
-
     # -- id map --------------------------------------------------------------------------------------------
     def link_contacts(self, links: Iterable[ContactLink]) -> int:
         """Record (or move) CRM record -> Dotdigital contact links; return how many were given."""
@@ -194,12 +191,6 @@ class StateStore:
                                       "FROM contact_map WHERE account = ? ORDER BY crm_table, crm_id", (account,)):
             yield ContactLink(*row)
 
-    def links_for_contact(self, account: str, dotdigital_contact_id: int) -> list[ContactLink]:
-        rows = self.backend.query("SELECT account, crm_table, crm_id, email, dotdigital_contact_id FROM contact_map "
-                                  "WHERE account = ? AND dotdigital_contact_id = ? ORDER BY crm_table, crm_id",
-                                  (account, dotdigital_contact_id))
-        return [ContactLink(*row) for row in rows]
-
     def links_for_contacts(self, account: str, contact_ids: Iterable[int]) -> dict[int, list[ContactLink]]:
         """The links of many Dotdigital contacts at once: contact id -> its CRM records."""
         found: dict[int, list[ContactLink]] = {}
@@ -211,10 +202,6 @@ class StateStore:
                     [account, *chunk]):
                 found.setdefault(row[4], []).append(ContactLink(*row))
         return found
-
-    def unlink_contacts(self, account: str, crm_table: str, crm_ids: Iterable[str]) -> int:
-        return self.backend.executemany("DELETE FROM contact_map WHERE account = ? AND crm_table = ? AND crm_id = ?",
-                                        ((account, crm_table, crm_id) for crm_id in crm_ids))
 
     # -- imports -------------------------------------------------------------------------------------------
     def record_import(self, job: ImportJob) -> None:
