@@ -112,7 +112,6 @@ def _quantile(values: list[float], share: float) -> float:
 def measure(contract: dict[str, Any], home: Path, events: int, timeout: float | None) -> dict[str, Any]:
     from dotdyn_pipeline.connectors.dotdigital import DotdigitalConfig, connect
     from dotdyn_pipeline.definitions import build_definitions
-    from dotdyn_pipeline.defs.consent.settings import CONSENT_INTERVAL
     from dotdyn_pipeline.demo import QUIET, register_accounts, sandbox_environment
     from dotdyn_pipeline.instance import prepare_dagster_home
     from dotdyn_pipeline.resources import state_store_resource
@@ -121,8 +120,10 @@ def measure(contract: dict[str, Any], home: Path, events: int, timeout: float | 
     os.environ.update(sandbox_environment(contract))
     os.environ.update({"DOTDYN_HOME": str(home / "home"), "DOTDYN_AUDIENCE_CRON": NEVER})
     os.environ.pop("DOTDYN_POSTGRES_URL", None)
-    prepare_dagster_home(Settings.from_env())
-    timeout = timeout or 5 * CONSENT_INTERVAL
+    settings = Settings.from_env()
+    prepare_dagster_home(settings)
+    interval = settings.consent_interval
+    timeout = timeout or 5 * interval
     defs = build_definitions()
     clients = [connect(DotdigitalConfig(api_user=a["api_user"], api_password=a["api_password"],
                                         base_url=contract["dotdigital_url"], transport=a["transport"],
@@ -145,7 +146,7 @@ def measure(contract: dict[str, Any], home: Path, events: int, timeout: float | 
                 if daemon.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the daemon did not tick the consent sensors; see {log.name}")
                 time.sleep(1)
-            made = _make_events(control, contract, from_dotdigital, from_dynamics, window=2 * CONSENT_INTERVAL)
+            made = _make_events(control, contract, from_dotdigital, from_dynamics, window=2 * interval)
             seen = _watch(control, clients, from_dotdigital, from_dynamics, made, timeout)
         finally:
             daemon.terminate()
@@ -161,11 +162,11 @@ def measure(contract: dict[str, Any], home: Path, events: int, timeout: float | 
     # a run as the daemon delivers it: queued, launched in its own process, executed
     durations = [record.end_time - record.create_timestamp.timestamp() for record in runs]
     return {
-        "events": events, "interval_seconds": CONSENT_INTERVAL, "p50_seconds": _quantile(latencies, 0.5),
+        "events": events, "interval_seconds": interval, "p50_seconds": _quantile(latencies, 0.5),
         "p95_seconds": _quantile(latencies, 0.95), "max_seconds": round(max(latencies, default=0.0), 3),
         "lost": events - len(seen), "duplicated": duplicated, "consent_runs": len(runs),
         "run_p50_seconds": _quantile(durations, 0.5), "run_max_seconds": round(max(durations, default=0.0), 3),
-        "target_seconds": round(2 * CONSENT_INTERVAL + max(durations, default=0.0), 3),
+        "target_seconds": round(2 * interval + max(durations, default=0.0), 3),
         "dotdigital_to_dynamics_p95_seconds": _quantile(
             [seen[p["emailaddress1"].strip().lower()] - made[p["emailaddress1"].strip().lower()]
              for p in from_dotdigital if p["emailaddress1"].strip().lower() in seen], 0.95),

@@ -32,8 +32,7 @@ def book_names(lists: list[dict[str, Any]]) -> dict[str, str]:
 def address_books(context: dg.AssetExecutionContext, dataverse: DataverseResource, dotdigital: DotdigitalResource,
                   state: StateStoreResource) -> dg.Output[dict[str, int]]:
     started, account_id = time.monotonic(), partition_account(context, state)
-    store = state.open()
-    try:
+    with state.open() as store:
         lists = account_lists(store, account_id)
         names, books, created = book_names(lists), {}, 0
         with dataverse.client() as crm, email_account(crm, account_id).dotdigital(dotdigital) as client:

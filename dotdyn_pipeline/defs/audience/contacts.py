@@ -5,7 +5,6 @@ cannot be converted to its field's type, or is too long, quarantines the row wit
 """
 
 import gc
-import os
 import time
 
 import dagster as dg
@@ -13,13 +12,12 @@ import pandas as pd
 
 from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import partition_account
-from dotdyn_pipeline.defs.audience.datafields import DEFAULT_MAX_STRING_LENGTH, convert_frame
+from dotdyn_pipeline.defs.audience.datafields import convert_frame
 from dotdyn_pipeline.defs.audience.members import account_mappings, quarantine_rows
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
 from dotdyn_pipeline.schemas.email import email_key
+from dotdyn_pipeline.settings import Settings
 
-#: Dotdigital's limit on String values is not documented; 255 is what its errors suggest (see the README).
-MAX_STRING_LENGTH = int(os.environ.get("DOTDYN_MAX_STRING_LENGTH", DEFAULT_MAX_STRING_LENGTH))
 CONTACT_COLUMNS = ["list_id", "crm_table", "crm_id", "email", "email_key", "fingerprint"]
 
 
@@ -36,12 +34,11 @@ def fingerprints(frame: pd.DataFrame, fields: list[str]) -> pd.Series:
 def audience_contacts(context: dg.AssetExecutionContext, audience_members: pd.DataFrame,
                       dataverse: DataverseResource, dotdigital: DotdigitalResource,
                       state: StateStoreResource) -> dg.Output[pd.DataFrame]:
-    gc.collect()  # what the last step left in reference cycles goes now (a 1M-member sync peaked 100 MB higher)
+    gc.collect()  # what the last step left in reference cycles goes now, before this step's peak
     started, account_id = time.monotonic(), partition_account(context, state)
-    store = state.open()
-    try:
+    with state.open() as store:
         field_types = {m.field: m.type for m in account_mappings(store, account_id)}
-        converted, failures = convert_frame(audience_members, field_types, MAX_STRING_LENGTH,
+        converted, failures = convert_frame(audience_members, field_types, Settings.from_env().max_string_length,
                                             carry=["list_id", "crm_table", "crm_id", "email"])
         store.quarantine(quarantine_rows(audience_members, failures, account_id, context.run.run_id))
     with dataverse.client() as crm:

@@ -1,14 +1,10 @@
 """The audience sync as a job per email account partition, and the schedule that runs it for every account."""
 
-import os
-
 import dagster as dg
 
 from dotdyn_pipeline.defs.accounts.partitions import account_tags, registered_accounts
 from dotdyn_pipeline.resources import StateStoreResource
-
-#: How often every account's audience is synced (cron; default every 15 minutes).
-AUDIENCE_CRON = os.environ.get("DOTDYN_AUDIENCE_CRON", "*/15 * * * *")
+from dotdyn_pipeline.settings import Settings
 
 #: Run config for a run whose steps are short: every step in the run's own process, one after another.
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
@@ -28,7 +24,8 @@ audience_job = dg.define_asset_job(
     description="Extract the CRM changes, then validate, map and load one account's address books.")
 
 
-@dg.schedule(cron_schedule=AUDIENCE_CRON, job=audience_job, default_status=dg.DefaultScheduleStatus.RUNNING)
+@dg.schedule(cron_schedule=Settings.from_env().audience_cron, job=audience_job,
+             default_status=dg.DefaultScheduleStatus.RUNNING)
 def audience_schedule(context: dg.ScheduleEvaluationContext, state: StateStoreResource):
     """One audience run per registered email account, in process: a scheduled run carries the changes since
     the last, and a process per step would cost more than most of its steps take."""

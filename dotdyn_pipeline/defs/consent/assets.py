@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from dotdyn_pipeline.connectors.http import calls_made
 from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.consent.ledger import DYNAMICS
@@ -60,8 +61,7 @@ def _report(context: dg.AssetExecutionContext, outcomes: Outcomes, started: floa
 def consent_to_dynamics(context: dg.AssetExecutionContext, dataverse: DataverseResource,
                         state: StateStoreResource) -> dg.MaterializeResult:
     started, account = time.monotonic(), partition_account(context, state)
-    store = state.open()
-    try:
+    with state.open() as store:
         with dataverse.client() as crm:
             attribute = unsubscribe_attributes(crm).get(account, DEFAULT_ATTRIBUTE)
             resubscribes = reflect_resubscribes(crm, store, account, attribute)
@@ -83,8 +83,7 @@ def consent_to_dynamics(context: dg.AssetExecutionContext, dataverse: DataverseR
 def consent_to_dotdigital(context: dg.AssetExecutionContext, dataverse: DataverseResource,
                           dotdigital: DotdigitalResource, state: StateStoreResource) -> dg.MaterializeResult:
     started, account = time.monotonic(), partition_account(context, state)
-    store = state.open()
-    try:
+    with state.open() as store:
         if not store.ledger(account, source=DYNAMICS, pending_only=True):
             return _report(context, Outcomes(), started, 0)  # nothing to do: not even a login
         with dataverse.client() as crm:

@@ -20,14 +20,16 @@ from dotdyn_pipeline.defs.consent.assets import CONSENT_JOB, consent_job
 from dotdyn_pipeline.defs.consent.dotdigital_reads import read_account
 from dotdyn_pipeline.defs.consent.dynamics_reads import CrmScope, read_dynamics
 from dotdyn_pipeline.defs.consent.ledger import Recording
-from dotdyn_pipeline.defs.consent.settings import CONSENT_INTERVAL, TICK_BUDGET
 from dotdyn_pipeline.defs.consent.to_dynamics import DEFAULT_ATTRIBUTE, unsubscribe_attributes
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
+from dotdyn_pipeline.settings import Settings
 from dotdyn_pipeline.state import StateStore
 
 #: Runs that have not read the ledger yet: a new request would only repeat them.
 WAITING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING)
 LOGGED_EVENTS = 20
+#: Seconds between two ticks of each sensor (DOTDYN_CONSENT_INTERVAL).
+INTERVAL = Settings.from_env().consent_interval
 
 
 def syncing_accounts(context: dg.SensorEvaluationContext, crm: DataverseClient,
@@ -85,11 +87,11 @@ def _result(context: dg.SensorEvaluationContext, store: StateStore, accounts: It
     return dg.SensorResult(run_requests=requests)
 
 
-@dg.sensor(job=consent_job, minimum_interval_seconds=CONSENT_INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job=consent_job, minimum_interval_seconds=INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Unsubscribes, suppressions and confirmed resubscribes in Dotdigital, per account.")
 def dotdigital_consent(context: dg.SensorEvaluationContext, dataverse: DataverseResource,
                        dotdigital: DotdigitalResource, state: StateStoreResource) -> dg.SensorResult:
-    deadline = time.monotonic() + TICK_BUDGET
+    deadline = time.monotonic() + Settings.from_env().consent_tick_budget
     with state.open() as store:
         with dataverse.client() as crm:
             accounts = syncing_accounts(context, crm, store)
@@ -115,11 +117,11 @@ def dotdigital_consent(context: dg.SensorEvaluationContext, dataverse: Dataverse
         return _result(context, store, [account.id for account in accounts], summary)
 
 
-@dg.sensor(job=consent_job, minimum_interval_seconds=CONSENT_INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job=consent_job, minimum_interval_seconds=INTERVAL, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Opt-out flags, suppression rows and list unsubscribes changed in Dynamics.")
 def dynamics_consent(context: dg.SensorEvaluationContext, dataverse: DataverseResource,
                      state: StateStoreResource) -> dg.SensorResult:
-    deadline = time.monotonic() + TICK_BUDGET
+    deadline = time.monotonic() + Settings.from_env().consent_tick_budget
     with state.open() as store:
         with dataverse.client() as crm:
             accounts = [account.id for account in syncing_accounts(context, crm, store)]

@@ -25,8 +25,8 @@ from dotdyn_pipeline.defs.engagement.rows import (
     Target,
     campaign_row,
     click_row,
+    dataverse_time,
     dynamics_campaign,
-    moment,
     roi_row,
     summary_row,
 )
@@ -37,9 +37,11 @@ from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, Sta
 from dotdyn_pipeline.runtime.collector import collector_paused
 from dotdyn_pipeline.runtime.read_ahead import read_ahead
 
-PAGE = 1000  # rows resolved and shaped at once
-COMMON = {"group_name": "engagement", "partitions_def": engagement_partitions, "kinds": {"dotdigital", "dataverse"},
-          "backfill_policy": dg.BackfillPolicy.single_run(), "pool": "dotdigital"}
+ROWS_PER_BATCH = 1000  # rows resolved and shaped at once
+#: What every engagement asset shares.
+ENGAGEMENT_ASSET = {"group_name": "engagement", "partitions_def": engagement_partitions,
+                    "kinds": {"dotdigital", "dataverse"}, "backfill_policy": dg.BackfillPolicy.single_run(),
+                    "pool": "dotdigital"}
 
 
 def _dynamics_campaigns(run: EngagementRun) -> dict[str, str]:
@@ -52,7 +54,7 @@ def _active_campaigns(client: DotdigitalClient, window: Window) -> list[Campaign
     return sorted(client.campaigns_with_activity_since(window.start), key=lambda c: c.id)
 
 
-@dg.asset(**COMMON, check_specs=reconciled_check("email_campaigns"),
+@dg.asset(**ENGAGEMENT_ASSET, check_specs=reconciled_check("email_campaigns"),
           description="Campaigns with activity in the window, with their summary statistics -> esc_emailcampaign.")
 def email_campaigns(context: dg.AssetExecutionContext, dataverse: DataverseResource,
                     dotdigital: DotdigitalResource, state: StateStoreResource) -> dg.MaterializeResult:
@@ -89,7 +91,7 @@ def _campaign_pages(stream: CampaignStream, client: DotdigitalClient, window: Wi
     """(campaign id, a page of its records) in order; (campaign id, None) after each campaign's last page."""
     for campaign in campaigns:
         records = stream.read(client, campaign.id, window.start)
-        while page := list(itertools.islice(records, PAGE)):
+        while page := list(itertools.islice(records, ROWS_PER_BATCH)):
             yield campaign.id, page
         yield campaign.id, None
 
@@ -110,7 +112,7 @@ def _import_campaign_stream(run: EngagementRun, stream: CampaignStream) -> dg.Ma
                     continue
                 tally.read += len(page)
                 if stream.happened is not None:
-                    kept = [r for r in page if window.holds(moment(stream.happened(r)))]
+                    kept = [r for r in page if window.holds(dataverse_time(stream.happened(r)))]
                     tally.outside_window += len(page) - len(kept)
                     page = kept
                 found = people.resolve((r.contact_id, r.email) for r in page)
@@ -129,7 +131,7 @@ def _import_campaign_stream(run: EngagementRun, stream: CampaignStream) -> dg.Ma
 
 
 def _campaign_stream_asset(stream: CampaignStream, description: str) -> dg.AssetsDefinition:
-    @dg.asset(name=stream.asset, **COMMON, deps=[email_campaigns], check_specs=reconciled_check(stream.asset),
+    @dg.asset(name=stream.asset, **ENGAGEMENT_ASSET, deps=[email_campaigns], check_specs=reconciled_check(stream.asset),
               description=description)
     def _asset(context: dg.AssetExecutionContext, dataverse: DataverseResource, dotdigital: DotdigitalResource,
                state: StateStoreResource) -> dg.MaterializeResult:
@@ -152,7 +154,7 @@ campaign_roi_details = _campaign_stream_asset(
     "ROI markers (marker, type, value, time) entered in the window -> esc_emailroidetail.")
 
 
-@dg.asset(**COMMON, check_specs=reconciled_check("email_suppressions"),
+@dg.asset(**ENGAGEMENT_ASSET, check_specs=reconciled_check("email_suppressions"),
           description="Contacts suppressed in the window (unsubscribes, bounces, complaints) -> esc_emailsupression.")
 def email_suppressions(context: dg.AssetExecutionContext, dataverse: DataverseResource,
                        dotdigital: DotdigitalResource, state: StateStoreResource) -> dg.MaterializeResult:
@@ -162,14 +164,14 @@ def email_suppressions(context: dg.AssetExecutionContext, dataverse: DataverseRe
             client, people = run.dotdigital(window.account), run.people(window.account)
             suppressions = list(client.suppressed_since(window.start))
             tally.read += len(suppressions)
-            kept = [s for s in suppressions if window.holds(moment(s.date_removed))]
+            kept = [s for s in suppressions if window.holds(dataverse_time(s.date_removed))]
             tally.outside_window += len(suppressions) - len(kept)
             found = people.resolve((s.contact.id, s.contact.email) for s in kept)
             rows = []
             for s in kept:
                 person = found[s.contact.id, s.contact.email]
                 tally.unlinked += person is None
-                rows.append(suppression_row(window.account, s.contact.email, s.reason, moment(s.date_removed),
+                rows.append(suppression_row(window.account, s.contact.email, s.reason, dataverse_time(s.date_removed),
                                             "dotdigital", person))
             run.write_all(SUPPRESSIONS, "email_suppressions", window, rows)
         return run.result(SUPPRESSIONS)

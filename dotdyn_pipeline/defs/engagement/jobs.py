@@ -1,6 +1,5 @@
 """The engagement import as a job over email account x day partitions, and the schedule that keeps today current."""
 
-import os
 from datetime import timedelta
 
 import dagster as dg
@@ -8,16 +7,15 @@ import dagster as dg
 from dotdyn_pipeline.defs.accounts.partitions import account_tags, registered_accounts
 from dotdyn_pipeline.defs.engagement.windows import partition_key
 from dotdyn_pipeline.resources import StateStoreResource
-
-#: How often today's engagement is imported for every account (cron; default hourly, at five past).
-ENGAGEMENT_CRON = os.environ.get("DOTDYN_ENGAGEMENT_CRON", "5 * * * *")
+from dotdyn_pipeline.settings import Settings
 
 engagement_job = dg.define_asset_job(
     "engagement_sync", selection=dg.AssetSelection.groups("engagement"),
     description="Import campaigns, send summaries, clicks, ROI details and suppressions of the chosen days.")
 
 
-@dg.schedule(cron_schedule=ENGAGEMENT_CRON, job=engagement_job, default_status=dg.DefaultScheduleStatus.RUNNING)
+@dg.schedule(cron_schedule=Settings.from_env().engagement_cron, job=engagement_job,
+             default_status=dg.DefaultScheduleStatus.RUNNING)
 def engagement_schedule(context: dg.ScheduleEvaluationContext, state: StateStoreResource):
     """Today's partition of every account; in the first tick after midnight, yesterday's too (its last hour)."""
     with state.open() as store:

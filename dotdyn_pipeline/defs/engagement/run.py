@@ -21,6 +21,7 @@ import dagster as dg
 from dotdyn_pipeline.connectors.dataverse import DataverseClient
 from dotdyn_pipeline.connectors.dataverse.stream import StreamTotals, UpsertStream
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient
+from dotdyn_pipeline.connectors.http import calls_made
 from dotdyn_pipeline.defs.accounts.accounts import email_account
 from dotdyn_pipeline.defs.accounts.partitions import partition_accounts
 from dotdyn_pipeline.defs.engagement.rows import Target

@@ -6,7 +6,6 @@ consecutive days, and each window is read from Dotdigital once.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -14,11 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 
 from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+from dotdyn_pipeline.settings import Settings
 
-#: The first day that can be backfilled (YYYY-MM-DD).
-ENGAGEMENT_START = os.environ.get("DOTDYN_ENGAGEMENT_START", "2025-01-01")
-
-days = dg.DailyPartitionsDefinition(start_date=ENGAGEMENT_START, end_offset=1)  # today is a partition too
+#: From the first day a backfill can reach (DOTDYN_ENGAGEMENT_START) to today, which is a partition too.
+days = dg.DailyPartitionsDefinition(start_date=Settings.from_env().engagement_start.isoformat(), end_offset=1)
 engagement_partitions = dg.MultiPartitionsDefinition({"email_account": email_account_partitions, "day": days})
 
 
