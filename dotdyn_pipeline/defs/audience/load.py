@@ -26,9 +26,10 @@ import pandas as pd
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient, DotdigitalError, ImportFailed, NotFound
 from dotdyn_pipeline.connectors.dotdigital.imports import ImportOutcome
 from dotdyn_pipeline.connectors.dotdigital.models import Contact
+from dotdyn_pipeline.connectors.http import calls_made
 from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import partition_account
-from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, Scope, finish
+from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, Scope, record_synced
 from dotdyn_pipeline.defs.audience.contacts import CONTACT_COLUMNS
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
 from dotdyn_pipeline.state import BookMember, ContactLink, ImportJob, QuarantinedRow, StateStore, UnsubscribeEvent
@@ -54,6 +55,14 @@ class LoadCounts:
     withdrawn: int = 0  # unsubscribed after the members were chosen, so not sent
     unchanged: int = 0
     faults_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def count_import(self, sent: int, faulted: dict[str, str]) -> None:
+        """Count an import of `sent` rows, of which Dotdigital refused `faulted` (address -> reason)."""
+        self.sent += sent
+        self.faulted += len(faulted)
+        self.imported += sent - len(faulted)
+        for reason in faulted.values():
+            self.faults_by_reason[reason] = self.faults_by_reason.get(reason, 0) + 1
 
     def add(self, other: "LoadCounts") -> None:
         for name in ("sent", "imported", "faulted", "removed", "email_changes", "unchanged", "withdrawn"):
@@ -133,56 +142,74 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
     """Bring one address book in line with `wanted`, for the addresses in `scope` (None: all of them); record
     what was done and return the counts.
 
-    The members sent are saved while Dotdigital imports them, not after (a million took 3-5 s, at the end of the
-    run), and those it refused are then put back as they were. Meanwhile the book's load is marked under way: a
-    load that never ends leaves book_member ahead of the book, and the next sends the book again (its scope
-    holds at least this one's: the account's cursor moves only when every book is loaded)."""
+    While the book's load is under way it is marked so: the members sent are saved while Dotdigital imports
+    them, and a load that never ends leaves book_member ahead of the book, so the next load sends the book again
+    (its scope holds at least this one's: the account's cursor moves only when every book is loaded)."""
     store.books.begin_load(account, book, run_id)
     before = store.books.members(account, book, scope)
     plan = plan_book(wanted, before)
-    # An unsubscribe recorded since the members were chosen (a consent run meanwhile) wins over this import.
-    late = plan.send["email_key"].isin(store.unsubscribed_emails(account, book))
-    send = plan.send[~late] if late.any() else plan.send
-    counts = LoadCounts(unchanged=plan.unchanged, withdrawn=int(late.sum()))
+    send, withdrawn = _without_late_unsubscribes(store, account, book, plan.send)
+    counts = LoadCounts(unchanged=plan.unchanged, withdrawn=withdrawn)
+    counts.email_changes = _change_emails(client, store, account, book, plan.moved)
+    faulted = _import_while_saving(client, store, account, book, send, fields, run_id)
+    counts.count_import(len(send), faulted)
+    _record_faults(store, account, book, send, faulted, run_id)
+    _put_back(store, account, book, before, faulted)
+    store.books.end_load(account, book)
+    counts.removed = _remove_departed(client, store, account, book, plan.remove)
+    return counts
+
+
+def _without_late_unsubscribes(store: StateStore, account: str, book: int,
+                               send: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The rows to send, less those unsubscribed since the members were chosen (a consent run meanwhile wins
+    over this import), and how many were left out."""
+    late = send["email_key"].isin(store.unsubscribed_emails(account, book))
+    return (send[~late], int(late.sum())) if late.any() else (send, 0)
+
+
+def _change_emails(client: DotdigitalClient, store: StateStore, account: str, book: int, moved: pd.DataFrame) -> int:
+    """Give the Dotdigital contact of each record whose email changed its new address, so that the import updates
+    that contact instead of creating a second one; return how many changed."""
     links = []
-    for row in plan.moved.itertuples(index=False):
+    for row in moved.itertuples(index=False):
         contact_id = _contact_id(client, row.dotdigital_contact_id, row.email_key_old)
         if contact_id is not None:
             client.update_contact(Contact(id=contact_id, email=row.email))
             links.append(ContactLink(account, row.crm_table, row.crm_id, row.email_key, contact_id))
         store.books.remove(account, book, [row.email_key_old])
-        counts.email_changes += 1
     store.link_contacts(links)
+    return len(moved)
 
-    faults = []
-    if not send.empty:
-        # Saved in address order, they extend the book's key index at its end (870,000 members in 3.3 s, not 7.1 s).
-        saved = send[SAVED_COLUMNS].iloc[_by_key(send["email_key"])]
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="book-save") as saver:
-            saving = saver.submit(store.books.save, account, book,
-                                  (BookMember(*row) for row in saved.itertuples(index=False, name=None)))
-            del saved  # the save holds it until it is done
-            try:
-                result = client.import_contacts(book, import_rows(send, fields), ["Email", *fields])
-            except ImportFailed as failed:
-                _record_imports(store, account, book, run_id, failed.completed)
-                store.record_import(ImportJob(failed.import_id, account, book, failed.import_status, failed.rows,
-                                              run_id=run_id, finished_at=datetime.now(UTC).isoformat()))
-                raise
-            saving.result()
-        _record_imports(store, account, book, run_id, result.outcomes)
-        faults = result.faults
-        counts.sent += len(send)
-    faulted = {fault.email.strip().lower(): fault.reason for fault in faults}
-    for reason in faulted.values():
-        counts.faults_by_reason[reason] = counts.faults_by_reason.get(reason, 0) + 1
-    counts.faulted += len(faulted)
-    counts.imported += len(send) - len(faulted)
-    _record_faults(store, account, book, send, faulted, run_id)
-    _put_back(store, account, book, before, faulted)
-    store.books.end_load(account, book)
 
-    for row in plan.remove.itertuples(index=False):
+def _import_while_saving(client: DotdigitalClient, store: StateStore, account: str, book: int, send: pd.DataFrame,
+                         fields: list[str], run_id: str) -> dict[str, str]:
+    """Import `send` into the book while a thread saves it as the book's members; record the imports and return
+    the addresses Dotdigital refused, with its reasons."""
+    if send.empty:
+        return {}
+    # Saved in address order, the members extend the book's key index at its end instead of splitting its pages.
+    saved = send[SAVED_COLUMNS].iloc[_by_key(send["email_key"])]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="book-save") as saver:
+        saving = saver.submit(store.books.save, account, book,
+                              (BookMember(*row) for row in saved.itertuples(index=False, name=None)))
+        del saved  # the save holds it until it is done
+        try:
+            result = client.import_contacts(book, import_rows(send, fields), ["Email", *fields])
+        except ImportFailed as failed:
+            _record_imports(store, account, book, run_id, failed.completed)
+            store.record_import(ImportJob(failed.import_id, account, book, failed.import_status, failed.rows,
+                                          run_id=run_id, finished_at=datetime.now(UTC).isoformat()))
+            raise
+        saving.result()
+    _record_imports(store, account, book, run_id, result.outcomes)
+    return {fault.email.strip().lower(): fault.reason for fault in result.faults}
+
+
+def _remove_departed(client: DotdigitalClient, store: StateStore, account: str, book: int,
+                     remove: pd.DataFrame) -> int:
+    """Take the people who left the list out of the book; return how many."""
+    for row in remove.itertuples(index=False):
         contact_id = _contact_id(client, row.dotdigital_contact_id, row.email_key)
         if contact_id is not None:
             try:
@@ -190,8 +217,7 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
             except NotFound:
                 pass  # already gone from the book
         store.books.remove(account, book, [row.email_key])
-        counts.removed += 1
-    return counts
+    return len(remove)
 
 
 def _put_back(store: StateStore, account: str, book: int, before: pd.DataFrame, refused: Collection[str]) -> None:
@@ -232,7 +258,7 @@ def _consent_events(account: str, book: int, faulted: dict[str, str]) -> Iterato
 def address_book_members(context: dg.AssetExecutionContext, audience_contacts: pd.DataFrame,
                          address_books: dict[str, int], dataverse: DataverseResource, dotdigital: DotdigitalResource,
                          state: StateStoreResource) -> dg.MaterializeResult:
-    gc.collect()  # what the last step left in reference cycles goes now (a 1M-member sync peaked 100 MB higher)
+    gc.collect()  # what the last step left in reference cycles goes now, before this step's peak
     started, account_id = time.monotonic(), partition_account(context, state)
     fields = [column for column in audience_contacts.columns if column not in CONTACT_COLUMNS]
     scope = Scope.from_attr(audience_contacts.attrs[SCOPE_ATTR]) if SCOPE_ATTR in audience_contacts.attrs else None
@@ -261,7 +287,7 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
                     store.save_import_throughput(account_id, throughput.bytes_per_second)
             calls = client.counter.snapshot()
         if scope is not None:
-            finish(store, account_id, scope)
+            record_synced(store, account_id, scope)
         store.add_api_calls(account_id, "dotdigital", calls)
     return dg.MaterializeResult(metadata={
         "address_books": dg.MetadataValue.int(len(address_books)),

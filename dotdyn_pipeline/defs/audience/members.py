@@ -7,7 +7,6 @@ Every member row ends in exactly one place: kept, quarantined (with the rule it 
 skipped under one counted reason (see selection.py), and the metadata says how many went where.
 """
 
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,10 +15,11 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import partition_account
-from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, scope_for
+from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, Scope, scope_for
 from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, MEMBER_TYPES, PERSON_TABLES
 from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
 from dotdyn_pipeline.resources import StateStoreResource
@@ -29,18 +29,26 @@ from dotdyn_pipeline.schemas.audience import AudienceMember
 from dotdyn_pipeline.schemas.email import normalise_emails
 from dotdyn_pipeline.schemas.frame_type import ModelFrameType
 from dotdyn_pipeline.schemas.quarantine import split_valid
+from dotdyn_pipeline.settings import Settings
 from dotdyn_pipeline.state import QuarantinedRow, StateStore
 
-#: The run fails when more than this share of the checked rows is quarantined: such a batch is unsafe.
-MAX_QUARANTINE_SHARE = float(os.environ.get("DOTDYN_MAX_QUARANTINE_SHARE", "0.25"))
-#: ...once the batch has at least this many checked rows. A few bad rows among the handful an incremental sync
-#: looks at say nothing of the batch, and failing for them would stop every later sync of the account as well.
-MIN_ROWS_JUDGED = int(os.environ.get("DOTDYN_QUARANTINE_MIN_ROWS", "100"))
-#: A full pass over at least this many list members builds its frame in two processes side by side: shaping
-#: each member is Python's work, on one core per process.
-IN_TWO_FROM = int(os.environ.get("DOTDYN_MEMBERS_IN_TWO_FROM", "200000"))
+_DEFAULTS = Settings.from_env()
+
+
+class MemberQualityConfig(dg.Config):
+    """When a batch of members is unsafe to send; a run may set them, the environment gives their defaults."""
+
+    max_quarantine_share: float = Field(
+        default=_DEFAULTS.max_quarantine_share, ge=0, le=1,
+        description="The run fails when more than this share of the checked rows is quarantined "
+                    "(DOTDYN_MAX_QUARANTINE_SHARE).")
+    quarantine_min_rows: int = Field(
+        default=_DEFAULTS.quarantine_min_rows, ge=0,
+        description="...once the batch has at least this many checked rows: a few bad rows among the handful "
+                    "an incremental sync looks at say nothing of the batch (DOTDYN_QUARANTINE_MIN_ROWS).")
+
 #: Where record ids (GUIDs, in hex) are split in two: eight of the sixteen digits on either side, in either case.
-MIDDLE_RECORD_ID = "8"
+HALFWAY_RECORD_ID = "8"
 QUALITY_CHECK = "member_quality"
 AUDIENCE_MEMBERS = ModelFrameType(AudienceMember)
 BASE_COLUMNS = ["list_id", "crm_table", "crm_id", "email_raw", "donotbulkemail", "donotemail", "active",
@@ -67,8 +75,7 @@ def account_lists(store: StateStore, account_id: str) -> list[dict[str, Any]]:
 
 def by_member_table(lists: Iterable[dict[str, Any]]) -> list[tuple[tuple[str, ...], list[str]]]:
     """The lists' ids grouped by the table their members come from: the list's member type, or every people
-    table for a list without a known one. A member looked up in one table, not three: reading 1.16M members
-    from the mirror took 4.0 s instead of 5.1 s."""
+    table for a list without a known one, so that a member is looked up in one table instead of three."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for row in lists:
         table = MEMBER_TYPES.get(row.get("createdfromcode"))
@@ -139,10 +146,10 @@ def every_member(state: StateStoreResource, store: StateStore, lists: list[dict[
 
     def upper_half() -> pd.DataFrame:
         with state.open() as own:  # the copy's own connection: the parent's is not its to use
-            return frame_of(own, (MIDDLE_RECORD_ID, None))
+            return frame_of(own, (HALFWAY_RECORD_ID, None))
 
     with forked(upper_half) as other_half:
-        lower = frame_of(store, (None, MIDDLE_RECORD_ID))
+        lower = frame_of(store, (None, HALFWAY_RECORD_ID))
         upper = other_half()
     if lower.empty or upper.empty:  # concatenated with an empty frame, a column could change its type
         return upper if lower.empty else lower
@@ -162,10 +169,9 @@ def quarantine_rows(frame: pd.DataFrame, failures: pd.DataFrame, account: str, r
                 strict=True)]
 
 
-def batch_is_safe(quarantined: int, checked: int, max_share: float = MAX_QUARANTINE_SHARE,
-                  min_rows: int = MIN_ROWS_JUDGED) -> bool:
-    """Whether a batch may be sent: too small to judge, or no more than `max_share` of it quarantined."""
-    return checked < min_rows or quarantined <= max_share * checked
+def batch_is_safe(quarantined: int, checked: int, config: MemberQualityConfig) -> bool:
+    """Whether a batch may be sent: too small to judge, or no more than the configured share of it quarantined."""
+    return checked < config.quarantine_min_rows or quarantined <= config.max_quarantine_share * checked
 
 
 def _text(value: Any) -> str | None:
@@ -186,29 +192,14 @@ def _sample(rows: list[QuarantinedRow], limit: int = 10) -> str:
                                                "(too large a share of rows quarantined).")],
     description="The account's list members who may be emailed: consenting, valid, one per address per list.",
 )
-def audience_members(context: dg.AssetExecutionContext, state: StateStoreResource):
+def audience_members(context: dg.AssetExecutionContext, config: MemberQualityConfig, state: StateStoreResource):
     started, account = time.monotonic(), partition_account(context, state)
-    store = state.open()
-    try:
+    with state.open() as store:
         scope = scope_for(store, account)
         lists = account_lists(store, account)
-        list_ids = [row["listid"] for row in lists]
-        mappings = account_mappings(store, account)
-        if scope.full:
-            links = store.mirror.link_count("listmember", list_ids)
-            frame = every_member(state, store, lists, mappings, in_two=links >= IN_TWO_FROM)
-            without_record = links - len(frame)
-        else:
-            frame = member_frame(store.mirror.members_with_keys(
-                "listmember", list_ids, PERSON_TABLES, scope.keys, scope.records), mappings)
-            without_record = None
+        frame, without_record = read_members(state, store, account, scope, lists)
         rows_in = len(frame)
-        books = {row["esc_addressbookid"]: row["listid"] for row in lists if row.get("esc_addressbookid")}
-        account_wide = store.unsubscribed_emails(account)
-        consent = apply_consent(
-            frame, opted_out=store.mirror.opted_out_keys(scope.keys), unsubscribed=account_wide,
-            list_unsubscribed={list_id: store.unsubscribed_emails(account, book) - account_wide
-                               for book, list_id in books.items()})
+        consent = apply_consent(frame, **consent_facts(store, account, scope, lists))
         del frame  # the batch is held once at a time: what consent keeps is checked and de-duplicated
         split = split_valid(consent.kept, AudienceMember)
         quarantined = quarantine_rows(consent.kept, split.failures, account, context.run.run_id)
@@ -218,13 +209,9 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
     checked, quarantined_rows = len(consent.kept), split.quarantined_rows
     by_rule = split.failures["rule"].value_counts().to_dict() if len(split.failures) else {}
     del consent, split  # the output is written while this step waits at `yield`: hold only what it sends
-    share = quarantined_rows / checked if checked else 0.0
     unique.kept.attrs[SCOPE_ATTR] = scope.to_attr()
-    yield dg.Output(AUDIENCE_MEMBERS.vouch(unique.kept), metadata={  # rows of split.valid only
-        "scope": dg.MetadataValue.text("every address" if scope.full else "addresses changed since the last sync"),
-        "scope_reason": dg.MetadataValue.text(scope.reason),
-        **({} if scope.full else {"addresses_in_scope": dg.MetadataValue.int(len(scope.keys)),
-                                  "records_without_address_in_scope": dg.MetadataValue.int(len(scope.records))}),
+    yield dg.Output(AUDIENCE_MEMBERS.mark_validated(unique.kept), metadata={  # rows of split.valid only
+        **_scope_metadata(scope),
         "lists": dg.MetadataValue.int(len(lists)),
         "rows_in": dg.MetadataValue.int(rows_in),
         **({} if without_record is None else {"members_without_record": dg.MetadataValue.int(without_record)}),
@@ -234,11 +221,55 @@ def audience_members(context: dg.AssetExecutionContext, state: StateStoreResourc
         "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
         "dagster/row_count": dg.MetadataValue.int(len(unique.kept)),
     })
-    yield dg.AssetCheckResult(
-        check_name=QUALITY_CHECK, passed=batch_is_safe(quarantined_rows, checked),
+    yield quality_check(quarantined, quarantined_rows, checked, by_rule, config)
+
+
+def read_members(state: StateStoreResource, store: StateStore, account: str, scope: Scope,
+                 lists: list[dict[str, Any]]) -> tuple[pd.DataFrame, int | None]:
+    """The members a sync looks at, before consent and validation: every member of the account's lists on a full
+    pass, with how many list members have no record in the mirror; on an incremental pass, those of the
+    addresses and records in scope (and None)."""
+    list_ids = [row["listid"] for row in lists]
+    mappings = account_mappings(store, account)
+    if not scope.full:
+        frame = member_frame(store.mirror.members_with_keys(
+            "listmember", list_ids, PERSON_TABLES, scope.keys, scope.records), mappings)
+        return frame, None
+    links = store.mirror.link_count("listmember", list_ids)
+    in_two = links >= Settings.from_env().members_in_two_from
+    frame = every_member(state, store, lists, mappings, in_two=in_two)
+    return frame, links - len(frame)
+
+
+def consent_facts(store: StateStore, account: str, scope: Scope, lists: list[dict[str, Any]]) -> dict[str, Any]:
+    """What consent says of the addresses in scope: opted out in Dynamics, unsubscribed from the account, and
+    unsubscribed from one list's address book (apply_consent's arguments)."""
+    books = {row["esc_addressbookid"]: row["listid"] for row in lists if row.get("esc_addressbookid")}
+    account_wide = store.unsubscribed_emails(account)
+    return {"opted_out": store.mirror.opted_out_keys(scope.keys), "unsubscribed": account_wide,
+            "list_unsubscribed": {list_id: store.unsubscribed_emails(account, book) - account_wide
+                                  for book, list_id in books.items()}}
+
+
+def quality_check(quarantined: list[QuarantinedRow], quarantined_rows: int, checked: int, by_rule: dict[str, int],
+                  config: MemberQualityConfig) -> dg.AssetCheckResult:
+    """The member quality check: fails, blocking the load, when the batch as a whole is unsafe."""
+    share = quarantined_rows / checked if checked else 0.0
+    return dg.AssetCheckResult(
+        check_name=QUALITY_CHECK, passed=batch_is_safe(quarantined_rows, checked, config),
         severity=dg.AssetCheckSeverity.ERROR,
         description=f"{quarantined_rows} of {checked} checked rows quarantined ({share:.1%}); a batch of "
-                    f"{MIN_ROWS_JUDGED} rows or more is unsafe above {MAX_QUARANTINE_SHARE:.0%}",
+                    f"{config.quarantine_min_rows} rows or more is unsafe above {config.max_quarantine_share:.0%}",
         metadata={"quarantined": dg.MetadataValue.int(quarantined_rows),
                   "checked": dg.MetadataValue.int(checked), "share": dg.MetadataValue.float(round(share, 4)),
                   "by_rule": dg.MetadataValue.json(by_rule), "sample": dg.MetadataValue.md(_sample(quarantined))})
+
+
+def _scope_metadata(scope: Scope) -> dict[str, dg.MetadataValue]:
+    metadata = {"scope": dg.MetadataValue.text("every address" if scope.full
+                                               else "addresses changed since the last sync"),
+                "scope_reason": dg.MetadataValue.text(scope.reason)}
+    if not scope.full:
+        metadata |= {"addresses_in_scope": dg.MetadataValue.int(len(scope.keys)),
+                     "records_without_address_in_scope": dg.MetadataValue.int(len(scope.records))}
+    return metadata

@@ -7,7 +7,12 @@ import uuid
 import dagster as dg
 import pytest
 
-from dotdyn_pipeline.defs.audience.members import QUALITY_CHECK, audience_members, batch_is_safe
+from dotdyn_pipeline.defs.audience.members import (
+    QUALITY_CHECK,
+    MemberQualityConfig,
+    audience_members,
+    batch_is_safe,
+)
 from dotdyn_pipeline.resources import StateStoreResource
 from dotdyn_pipeline.state import MirrorRow, StateStore
 from dotdyn_pipeline_tests.defs.accounts.registration import register
@@ -48,6 +53,20 @@ def test_a_batch_fails_the_run_only_when_large_enough_and_mostly_quarantined(tmp
 
 
 def test_the_share_is_judged_from_a_minimum_batch_size():
-    assert batch_is_safe(25, 100, max_share=0.25, min_rows=100)
-    assert not batch_is_safe(26, 100, max_share=0.25, min_rows=100)
-    assert batch_is_safe(99, 99, max_share=0.25, min_rows=100)
+    limits = MemberQualityConfig(max_quarantine_share=0.25, quarantine_min_rows=100)
+    assert batch_is_safe(25, 100, limits)
+    assert not batch_is_safe(26, 100, limits)
+    assert batch_is_safe(99, 99, limits)
+
+
+def test_a_run_may_set_its_own_share_over_the_environment_default(tmp_path):
+    _seed(tmp_path, 200, 60)  # 30% quarantined: unsafe at the default share, safe at 40%
+    with dg.instance_for_test() as instance:
+        state = StateStoreResource(home=str(tmp_path))
+        register(instance, state, {ACCOUNT: "Quality"})
+        result = dg.materialize([audience_members], partition_key=KEY, instance=instance, raise_on_error=False,
+                                resources={"state": state},
+                                run_config={"ops": {"audience_members": {"config": {"max_quarantine_share": 0.4}}}})
+        [check] = result.get_asset_check_evaluations()
+    assert check.passed and result.success
+    assert "unsafe above 40%" in check.description
