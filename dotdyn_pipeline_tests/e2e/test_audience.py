@@ -232,6 +232,22 @@ def test_faults_on_both_sides_end_in_the_same_state(world, pipeline, first_sync)
     _assert_books_match(world, account)
 
 
+def test_sign_in_blips_are_retried_and_the_sync_succeeds(world, pipeline, first_sync):
+    account = pipeline.accounts[0]
+    for rule in ({"kind": "server_error", "count": 1, "path": "openid-configuration"},
+                 {"kind": "throttle", "count": 1, "path": "oauth2/v2.0/token", "retry_after": 1},
+                 {"kind": "server_error", "count": 1, "path": "oauth2/v2.0/token"}):
+        world.http.post("/faults/identity", json=rule).raise_for_status()
+    try:
+        result = pipeline.sync(account)
+        left = world.http.get("/faults").raise_for_status().json()["identity"]
+    finally:
+        world.http.delete("/faults").raise_for_status()
+    assert left == [], "every sign-in fault was met"
+    assert result.success
+    _assert_books_match(world, account)
+
+
 KILLED_SYNC = """
 import sys
 from dotdyn_pipeline.definitions import build_definitions

@@ -2,7 +2,9 @@
 
 The authority and the CA bundle are configuration, so the same code talks to Entra ID and to any
 OpenID-compliant stand-in. The token is kept here and renewed ahead of its expiry; after a 401 the client
-calls `invalidate()` and the next `token()` asks the authority again.
+calls `invalidate()` and the next `token()` asks the authority again. Sign-in is retried like any other call:
+a throttled or unavailable authority (OpenID discovery or the token endpoint: 429, 5xx, a transient AADSTS
+error, a dropped connection) is asked again after its Retry-After, or with backoff, within the retry policy.
 """
 
 from __future__ import annotations
@@ -16,9 +18,17 @@ from urllib.parse import urlsplit
 
 import httpx
 import msal
+from msal.exceptions import MsalServiceError
 
 from dotdyn_pipeline.connectors.dataverse.errors import DataverseAuthError, scrub
-from dotdyn_pipeline.connectors.http import CallCounter, tls_verify
+from dotdyn_pipeline.connectors.http import (
+    RETRY_PREFIX,
+    CallCounter,
+    Retry,
+    RetryPolicy,
+    retry_after_seconds,
+    tls_verify,
+)
 
 #: Entra ID hosts msal knows; for any other authority msal must not ask Microsoft's instance discovery.
 MICROSOFT_AUTHORITY_HOSTS = frozenset({
@@ -27,6 +37,11 @@ MICROSOFT_AUTHORITY_HOSTS = frozenset({
 })
 #: Renew this long before expiry at most (msal's own margin), or at a fifth of a short token's life.
 RENEW_MARGIN = 300.0
+#: Error codes of a token response that say "try again" (OAuth 2.0 and Entra ID's documented transient ones).
+TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+#: Seconds msal answers a repeated token request from its own memory after a 429 or 5xx without Retry-After
+#: (its RetryAfterParser's default): asking sooner would only be refused again without reaching the authority.
+MSAL_THROTTLE_SECONDS = 5.0
 
 
 def renewal_time(acquired_at: float, lifetime: float) -> float:
@@ -67,26 +82,49 @@ class ClientCredentials:
 class _MsalTransport(httpx.Client):
     """httpx as msal's HTTP client. msal hands a certificate's client assertion over as bytes, which httpx
     would form-encode as "b'...'"; they are sent as text. (msal's default, requests, lets REQUESTS_CA_BUNDLE
-    override the CA bundle it is given, hence httpx.)"""
+    override the CA bundle it is given, hence httpx.) The last response's status and Retry-After are kept:
+    msal reports a refusal without them, and they decide whether and when to ask again."""
+
+    last_status: int | None = None
+    last_retry_after: float | None = None
+    last_method = ""
+
+    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        self.last_status, self.last_retry_after, self.last_method = None, None, request.method
+        response = super().send(request, **kwargs)
+        self.last_status = response.status_code
+        self.last_retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        return response
 
     def post(self, url: Any, *, data: Any = None, **kwargs: Any) -> httpx.Response:
         if isinstance(data, dict):
             data = {name: value.decode() if isinstance(value, bytes) else value for name, value in data.items()}
         return super().post(url, data=data, **kwargs)
 
+    def transient(self) -> Retry | None:
+        """When the last answer was a throttled or unavailable service, when to ask again."""
+        if self.last_status is None or not (self.last_status == 429 or self.last_status >= 500):
+            return None
+        after = self.last_retry_after
+        if after is None and self.last_method == "POST":  # the token endpoint, which msal throttles itself
+            after = MSAL_THROTTLE_SECONDS
+        return Retry(f"sign_in_unavailable: HTTP {self.last_status}", after=after)
+
 
 class MsalTokenSource:
     """Client-credentials tokens for `{org_url}/.default`, cached and renewed before they expire."""
 
     def __init__(self, credentials: ClientCredentials, org_url: str, *, ca_bundle: str | None = None,
-                 counter: CallCounter | None = None, clock: Callable[[], float] = time.time) -> None:
+                 counter: CallCounter | None = None, clock: Callable[[], float] = time.time,
+                 retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
         self._credentials, self._ca_bundle = credentials, ca_bundle
         self._scopes = [org_url.rstrip("/") + "/.default"]
         self._counter = counter or CallCounter()
         self._clock = clock
+        self._retry, self._sleep = retry or RetryPolicy(), sleep
         self._lock = threading.Lock()
         self._app: msal.ConfidentialClientApplication | None = None
-        self._http: httpx.Client | None = None
+        self._http: _MsalTransport | None = None
         self._token: str | None = None
         self._renew_at = 0.0
 
@@ -118,24 +156,51 @@ class MsalTokenSource:
                      if s)
 
     def _acquire(self) -> None:
+        """Ask the authority for a token, again after a transient refusal, as the retry policy allows."""
+        waited = 0.0
+        for attempt in range(1, self._retry.max_attempts + 1):
+            retry = self._try_acquire()
+            if retry is None:
+                return
+            wait = retry.after if retry.after is not None else self._retry.backoff(attempt)
+            if attempt == self._retry.max_attempts or waited + wait > self._retry.max_total_wait:
+                break
+            self._counter.add(f"{RETRY_PREFIX}{retry.reason.split(':')[0]}")
+            self._sleep(wait)
+            waited += wait
+        raise DataverseAuthError(f"sign-in at {self._credentials.authority} failed after {attempt} attempts: "
+                                 f"{scrub(retry.reason, self.secrets())}", code="temporarily_unavailable")
+
+    def _try_acquire(self) -> Retry | None:
+        """One attempt: None once a token is held, a Retry for a transient refusal; a final refusal raises."""
         started = self._clock()
         try:
             result: dict[str, Any] = self._application().acquire_token_for_client(scopes=self._scopes)
-        except (ValueError, httpx.HTTPStatusError) as exc:  # a wrong authority; transport errors are retried
+        except httpx.TransportError as exc:
+            return Retry(f"sign_in_unreachable: {type(exc).__name__}")
+        except (ValueError, httpx.HTTPStatusError, MsalServiceError) as exc:
+            if self._http is not None and (retry := self._http.transient()) is not None:
+                return retry
             raise DataverseAuthError(f"token authority {self._credentials.authority}: "
                                      f"{scrub(str(exc), self.secrets())}") from None
         if "access_token" not in result:
             message = f"{result.get('error', 'no token')}: {result.get('error_description', '')}".strip()
+            retry = self._http.transient() if self._http is not None else None
+            if retry is not None or result.get("error") in TRANSIENT_ERRORS:
+                return retry or Retry(f"sign_in_unavailable: {result.get('error')}", after=MSAL_THROTTLE_SECONDS)
             raise DataverseAuthError(scrub(message, self.secrets()), code=str(result.get("error", "")))
         if result.get("token_source") != "cache":
             self._counter.add("token")
         self._token = result["access_token"]
         self._renew_at = renewal_time(started, float(result.get("expires_in") or 0))
+        return None
 
     def _application(self) -> msal.ConfidentialClientApplication:
         # Built on first use: msal fetches the authority's OpenID configuration in its constructor.
         if self._app is None:
             host = urlsplit(self._credentials.authority).hostname or ""
+            if self._http is not None:  # an earlier attempt's, whose discovery failed
+                self._http.close()
             self._http = _MsalTransport(verify=tls_verify(self._ca_bundle), timeout=30.0)
             self._app = msal.ConfidentialClientApplication(
                 self._credentials.client_id,

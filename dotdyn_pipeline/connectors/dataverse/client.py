@@ -130,8 +130,8 @@ class DataverseClient:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
         self.counter = counter or CallCounter()
-        self._tokens = tokens or MsalTokenSource(config.credentials(), config.org_url,
-                                                 ca_bundle=config.ca_bundle, counter=self.counter)
+        self._tokens = tokens or MsalTokenSource(config.credentials(), config.org_url, ca_bundle=config.ca_bundle,
+                                                 counter=self.counter, retry=config.retry, sleep=sleep)
         self._http = httpx.Client(
             base_url=config.api_root, verify=tls_verify(config.ca_bundle), timeout=config.timeout, transport=transport,
             headers={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ from dotdyn_pipeline.connectors.dataverse import (
     DataverseClient,
     MsalTokenSource,
 )
-from dotdyn_pipeline.connectors.http import CallCounter, tls_verify
+from dotdyn_pipeline.connectors.dataverse.auth import MSAL_THROTTLE_SECONDS
+from dotdyn_pipeline.connectors.http import CallCounter, RetryPolicy, tls_verify
 from dotdyn_pipeline_tests.connectors.dataverse.conftest import sandbox_config
 
 
@@ -75,6 +77,42 @@ def test_a_refused_token_is_renewed_once(sandbox: dict[str, Any], control: httpx
     assert rows
     assert calls["retry:unauthorized"] == 1
     assert calls["token"] == 2
+
+
+@pytest.mark.parametrize(("fault", "path", "told"), [
+    ("server_error", "openid-configuration", None),  # OpenID discovery answers 503
+    ("throttle", "oauth2/v2.0/token", 1.0),  # the token endpoint answers 429 with Retry-After
+    ("server_error", "oauth2/v2.0/token", None),  # the token endpoint answers 503
+])
+def test_a_sign_in_blip_is_asked_again(sandbox: dict[str, Any], control: httpx.Client, fault: str, path: str,
+                                       told: float | None) -> None:
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)  # msal itself remembers a throttled answer until its Retry-After has passed
+
+    control.post("/faults/identity", json={"kind": fault, "count": 1, "path": path,
+                                            "retry_after": told}).raise_for_status()
+    counter = CallCounter()
+    source = MsalTokenSource(credentials(sandbox), sandbox["dataverse_url"], ca_bundle=sandbox["ca_cert"],
+                             counter=counter, sleep=sleep, retry=RetryPolicy(base_delay=0.05))
+    assert source.token()
+    assert counter.snapshot()["retry:sign_in_unavailable"] == 1 and len(waits) == 1
+    if told is not None:
+        assert waits == [told], "the authority's Retry-After is honoured"
+    elif "token" in path:
+        assert waits == [MSAL_THROTTLE_SECONDS], "msal would answer from its memory until then"
+
+
+def test_an_authority_that_stays_down_fails_with_a_clear_message(sandbox: dict[str, Any],
+                                                                 control: httpx.Client) -> None:
+    control.post("/faults/identity", json={"kind": "server_error", "path": "oauth2/v2.0/token"}).raise_for_status()
+    source = MsalTokenSource(credentials(sandbox), sandbox["dataverse_url"], ca_bundle=sandbox["ca_cert"],
+                             sleep=lambda _: None, retry=RetryPolicy(max_attempts=3))
+    with pytest.raises(DataverseAuthError, match="failed after 3 attempts: sign_in_unavailable: HTTP 503") as caught:
+        source.token()
+    assert sandbox["client_secret"] not in str(caught.value)
 
 
 def test_an_unknown_tenant_raises_an_auth_error(sandbox: dict[str, Any]) -> None:
