@@ -161,6 +161,22 @@ def test_entity_definitions_name_sets_and_change_tracking(dv):
     assert [k["KeyAttributes"] for k in keys] == [["esc_emailaccountid", "esc_email"]]
 
 
+def test_attributes_list_every_column_and_those_derived_from_them_which_no_select_may_name(dv):
+    attributes = dv.get("EntityDefinitions(LogicalName='contact')/Attributes", params={
+        "$select": "LogicalName,AttributeType,AttributeOf,IsValidForRead"}).json()["value"]
+    by_name = {a["LogicalName"]: a for a in attributes}
+    assert (by_name["firstname"]["AttributeType"], by_name["firstname"]["AttributeOf"],
+            by_name["firstname"]["IsValidForRead"]) == ("String", None, True)
+    assert by_name["parentcustomerid"]["AttributeType"] == "Customer", "read as _parentcustomerid_value"
+    assert (by_name["parentcustomeridname"]["AttributeOf"], by_name["parentcustomeridtype"]["AttributeType"]) == (
+        "parentcustomerid", "EntityName")
+    assert by_name["donotemailname"]["AttributeOf"] == "donotemail"
+    for name in ("parentcustomeridname", "parentcustomerid", "esc_nosuchcolumn"):
+        refused = dv.get("contacts", params={"$select": f"firstname,{name}", "$top": "1"})
+        assert refused.status_code == 400 and error_of(refused)["message"] == (
+            f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.contact'.")
+
+
 def test_bulk_operation_support_is_discoverable(dv):
     def supported(message: str, table: str) -> bool:
         condition = "sdkmessageid/name eq @message and primaryobjecttypecode eq @table"

@@ -6,7 +6,7 @@ import json
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from dotdyn_pipeline.sandbox.dataverse.schema import BULK_MESSAGES, TABLES, Table
+from dotdyn_pipeline.sandbox.dataverse.schema import BULK_MESSAGES, TABLES, Column, Table
 from dotdyn_pipeline.sandbox.people import record_id
 
 #: ObjectTypeCode of the standard tables (custom tables count up from 10000).
@@ -43,17 +43,37 @@ def message_filters() -> list[dict[str, Any]]:
 
 
 def attributes(table: Table) -> list[dict[str, Any]]:
+    """The table's AttributeMetadata: its columns, then the columns derived from them (`AttributeOf` set), which
+    a real organisation lists too although the Web API serves no property of that name."""
     rows = []
     for number, column in enumerate(table.columns):
         rows.append({"MetadataId": record_id(0, f"attribute:{table.logical_name}", number),
                      "LogicalName": column.name, "SchemaName": column.name, "AttributeType": column.type
                      if column.type != "DateOnly" else "DateTime", "AttributeOf": None,
                      "IsPrimaryId": number == 0, "IsPrimaryName": column.name == table.primary_name,
+                     "IsValidForRead": True,
                      "IsValidForCreate": column.name not in ("createdon", "modifiedon", "versionnumber"),
                      "IsValidForUpdate": number != 0 and column.name not in ("createdon", "modifiedon",
                                                                              "versionnumber"),
                      "MaxLength": column.max_length, "Targets": list(column.targets) or None})
+    derived = [(name, kind, column) for column in table.columns for name, kind in _derived(column)]
+    for number, (name, kind, column) in enumerate(derived):
+        rows.append({"MetadataId": record_id(0, f"derived attribute:{table.logical_name}", number),
+                     "LogicalName": name, "SchemaName": name, "AttributeType": kind, "AttributeOf": column.name,
+                     "IsPrimaryId": False, "IsPrimaryName": False, "IsValidForRead": True,
+                     "IsValidForCreate": False, "IsValidForUpdate": False, "MaxLength": None, "Targets": None})
     return rows
+
+
+def _derived(column: Column) -> list[tuple[str, str]]:
+    """(logical name, type) of the columns Dataverse derives from `column`: a lookup's record name (and, when it
+    may point at more than one table, the table's name), an option's or a Boolean's label."""
+    if column.is_lookup:
+        return [(f"{column.name}name", "String")] + ([(f"{column.name}type", "EntityName")]
+                                                      if len(column.targets) > 1 else [])
+    if column.type in ("Picklist", "State", "Status", "Boolean"):
+        return [(f"{column.name}name", "Virtual")]
+    return []
 
 
 def keys(table: Table) -> list[dict[str, Any]]:
