@@ -82,6 +82,28 @@ class EntityInfo:
     change_tracking: bool
 
 
+#: Attribute types whose value the Web API serves as `_<name>_value`, the id of the record they point at.
+LOOKUP_TYPES = frozenset({"Lookup", "Customer", "Owner"})
+
+
+@dataclass(frozen=True)
+class AttributeInfo:
+    """What EntityDefinitions(...)/Attributes says about one column of a table."""
+
+    logical_name: str
+    type: str  # AttributeType: String, Integer, Lookup, Virtual...
+    attribute_of: str | None = None  # set on a column derived from another: a lookup's record name, a label
+    valid_for_read: bool = True
+
+    @property
+    def web_name(self) -> str | None:
+        """The name `$select` and the rows give it (a lookup's is `_<name>_value`); None when the Web API serves
+        no such property: the column is derived from another, or not valid for read."""
+        if self.attribute_of or not self.valid_for_read:
+            return None
+        return f"_{self.logical_name}_value" if self.type in LOOKUP_TYPES else self.logical_name
+
+
 @dataclass(frozen=True)
 class RecordOutcome:
     """What happened to one record of a bulk write (`index` is its position in the input)."""
@@ -138,6 +160,7 @@ class DataverseClient:
         self._sleep = sleep
         self._paged = odata.prefer(max_page_size=config.max_page_size)
         self._entities: dict[str, EntityInfo] = {}
+        self._attributes: dict[str, dict[str, AttributeInfo]] = {}
         self._upsert_multiple: dict[str, bool] = {}
         self._lock = threading.Lock()
 
@@ -176,6 +199,20 @@ class DataverseClient:
 
     def entity_set_name(self, logical_name: str) -> str:
         return self.entity(logical_name).entity_set
+
+    def attributes(self, logical_name: str) -> dict[str, AttributeInfo]:
+        """The table's columns by logical name, from EntityDefinitions(...)/Attributes (cached)."""
+        with self._lock:
+            if logical_name in self._attributes:
+                return self._attributes[logical_name]
+        url = f"EntityDefinitions(LogicalName={odata.literal(logical_name)})/Attributes?" + odata.query(
+            select=("LogicalName", "AttributeType", "AttributeOf", "IsValidForRead"))
+        found = {row["LogicalName"]: AttributeInfo(row["LogicalName"], row.get("AttributeType") or "",
+                                                   row.get("AttributeOf"), row.get("IsValidForRead") is not False)
+                 for row in decode_json(self._send("GET", url, kind="metadata")).get("value", [])}
+        with self._lock:
+            self._attributes[logical_name] = found
+        return found
 
     def supports_upsert_multiple(self, logical_name: str) -> bool:
         """Whether the table has the UpsertMultiple message (its sdkmessagefilter exists), cached."""
