@@ -10,7 +10,7 @@ import dagster as dg
 from dotdyn_pipeline.connectors.dataverse import DataverseClient, DataverseConfig
 from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient, DotdigitalConfig, connect
 from dotdyn_pipeline.connectors.dotdigital.config import DEFAULT_BASE_URL
-from dotdyn_pipeline.settings import Settings
+from dotdyn_pipeline.settings import DEFAULT_SECRET_PREFIX, OWN_SECRETS, Settings
 from dotdyn_pipeline.state import StateStore
 
 
@@ -54,15 +54,35 @@ class MissingSecret(RuntimeError):
     """An account's row names an environment variable for its API password that is not set."""
 
 
+class SecretNotAllowed(RuntimeError):
+    """An account's row names an environment variable that no account may name: it is not read."""
+
+
 class DotdigitalResource(dg.ConfigurableResource):
-    """Dotdigital: one client per account, each with the API user and secret its esc_emailaccount row names."""
+    """Dotdigital: one client per account, each with the API user and secret its esc_emailaccount row names.
+
+    The row is CRM data: the variable it names is read only when its name begins with `secret_prefix` or is one
+    of `secret_names`, so that no one who can edit an account can have another secret sent to Dotdigital."""
 
     base_url: str = DEFAULT_BASE_URL
     ca_bundle: str | None = None
     max_active_imports: int = 10
+    secret_prefix: str = DEFAULT_SECRET_PREFIX
+    secret_names: list[str] = []
+
+    def may_read(self, secret_name: str | None) -> bool:
+        """Whether an account may have its password read from the variable `secret_name`."""
+        return bool(secret_name) and secret_name not in OWN_SECRETS and (
+            secret_name in self.secret_names or secret_name.startswith(self.secret_prefix))
 
     def client(self, *, api_user: str, secret_name: str, transport: str = "rest") -> DotdigitalClient:
         """A connected client (region discovered); the password comes from the variable `secret_name`."""
+        if not self.may_read(secret_name):
+            raise SecretNotAllowed(
+                f"the API password of Dotdigital user {api_user!r} is to be read from the environment variable "
+                f"{secret_name!r}, which an account may not name: esc_secretname must begin with "
+                f"{self.secret_prefix!r} (DOTDYN_SECRET_PREFIX) or be listed in DOTDYN_SECRET_NAMES. "
+                "The variable was not read")
         password = os.environ.get(secret_name)
         if not password:
             raise MissingSecret(f"the API password of Dotdigital user {api_user!r} is read from the environment "
@@ -89,5 +109,7 @@ def resources() -> dict[str, dg.ConfigurableResource]:
             org_url=dg.EnvVar("DOTDYN_DATAVERSE_URL"), authority=dg.EnvVar("DOTDYN_AUTHORITY"),
             client_id=dg.EnvVar("DOTDYN_CLIENT_ID"), client_secret=dg.EnvVar("DOTDYN_CLIENT_SECRET"),
             ca_bundle=settings.ca_bundle),
-        "dotdigital": DotdigitalResource(base_url=settings.dotdigital_url, ca_bundle=settings.ca_bundle),
+        "dotdigital": DotdigitalResource(base_url=settings.dotdigital_url, ca_bundle=settings.ca_bundle,
+                                         secret_prefix=settings.secret_prefix,
+                                         secret_names=sorted(settings.secret_names)),
     }

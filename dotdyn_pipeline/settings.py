@@ -26,6 +26,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 T = TypeVar("T")
 
+#: Where the environment variables that hold the Dotdigital API passwords begin by default: an account's
+#: esc_secretname (CRM data) may name only such a variable or one that DOTDYN_SECRET_NAMES lists.
+DEFAULT_SECRET_PREFIX = "DOTDYN_DOTDIGITAL_"  # noqa: S105 (the start of a name, not a secret)
+#: The pipeline's own secrets: no account may name them, whatever the prefix or the list allow.
+OWN_SECRETS = ("DOTDYN_CLIENT_SECRET", "DOTDYN_POSTGRES_URL")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 
 class SettingsError(ValueError):
     """A variable holds a value the pipeline cannot use; the message names the variable and what it takes."""
@@ -55,6 +62,24 @@ def _cron(text: str) -> str:
     return text
 
 
+def _secret_prefix(text: str) -> str:
+    if not _VARIABLE_NAME.fullmatch(text):
+        raise ValueError("must be the start of an environment variable's name (letters, digits and _)")
+    if covered := [name for name in OWN_SECRETS if name.startswith(text)]:
+        raise ValueError(f"must not cover the pipeline's own secret {covered[0]}")
+    return text
+
+
+def _secret_names(text: str) -> frozenset[str]:
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    for name in sorted(names):
+        if not _VARIABLE_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not an environment variable's name (letters, digits and _)")
+        if name in OWN_SECRETS:
+            raise ValueError(f"must not list the pipeline's own secret {name}")
+    return names
+
+
 @dataclass(frozen=True)
 class Settings:
     """The pipeline's settings as the environment gives them, each with its variable's default."""
@@ -73,6 +98,8 @@ class Settings:
     quarantine_min_rows: int
     members_in_two_from: int
     max_string_length: int
+    secret_prefix: str
+    secret_names: frozenset[str]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +128,8 @@ class Settings:
             quarantine_min_rows=read("DOTDYN_QUARANTINE_MIN_ROWS", "100", _number(int, 0)),
             members_in_two_from=read("DOTDYN_MEMBERS_IN_TWO_FROM", "200000", _number(int, 0)),
             max_string_length=read("DOTDYN_MAX_STRING_LENGTH", "255", _number(int, 1)),
+            secret_prefix=read("DOTDYN_SECRET_PREFIX", DEFAULT_SECRET_PREFIX, _secret_prefix),
+            secret_names=read("DOTDYN_SECRET_NAMES", "", _secret_names),
         )
 
     @property

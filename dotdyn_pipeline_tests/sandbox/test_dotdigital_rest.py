@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,11 +38,16 @@ def test_account_info_names_this_sandbox_as_the_region_endpoint(api, sandbox):
     assert properties["MainEmail"] == sandbox["accounts"][0]["api_user"]
 
 
-def test_wrong_password_gets_the_documented_401(sandbox):
-    with rest(sandbox, password="not-the-password") as client:
+def test_wrong_password_gets_the_documented_401_and_is_noted_by_its_digest(sandbox, control):
+    password = unique("not-the-password-")
+    with rest(sandbox, password=password) as client:
         response = client.get("/v2/account-info")
     assert response.status_code == 401
     assert message_of(response) == "Authorization has been denied for this request."
+    refused = control.get("/dotdigital/refused-sign-ins").raise_for_status()
+    assert {"api_user": sandbox["accounts"][0]["api_user"], "count": 1,
+            "password_sha256": hashlib.sha256(password.encode()).hexdigest()} in refused.json()
+    assert password not in refused.text, "the stand-in keeps no password it was given"
 
 
 def test_accounts_are_separate(sandbox):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import shutil
+import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +63,8 @@ class Backend:
         self.pager = Pager()
         self.imports = Imports(self.faults)
         self.sends = Sends(ctx.settings.seed, ThreadPoolExecutor(max_workers=1, thread_name_prefix="dotdigital-send"))
+        self._refused: Counter[tuple[str, str]] = Counter()  # refused sign-ins by (API user, SHA-256 of password)
+        self._refused_lock = threading.Lock()
 
     def authenticate(self, request: Request) -> Account | None:
         """The account whose API user and password are in the Basic authorization header, or None."""
@@ -72,8 +77,17 @@ class Backend:
             return None
         account = self.by_user.get(user.lower())
         if account is None or not hmac.compare_digest(password.encode(), account.login.api_password.encode()):
+            with self._refused_lock:
+                self._refused[user, hashlib.sha256(password.encode()).hexdigest()] += 1
             return None
         return account
+
+    def refused_sign_ins(self) -> list[dict[str, Any]]:
+        """Every sign-in refused so far, by API user and the SHA-256 digest of the password tried: which secrets
+        reached the service, without keeping them."""
+        with self._refused_lock:
+            refused = sorted(self._refused.items())
+        return [{"api_user": user, "password_sha256": digest, "count": count} for (user, digest), count in refused]
 
     def admit(self, account: Account, tier: str) -> Verdict:
         return self.limits.call(account.login.api_user, tier)

@@ -132,8 +132,12 @@ def control_routes(backend: Backend) -> list[Route]:
         return JSONResponse([await run_in_threadpool(_overview, backend, account, request, None)
                              for account in backend.accounts])
 
+    async def refused_sign_ins(request: Request) -> Response:
+        return JSONResponse(backend.refused_sign_ins())
+
     return [
         Route("/accounts", accounts),
+        Route("/refused-sign-ins", refused_sign_ins),
         _route(backend, "/accounts/{account}", _overview),
         _route(backend, "/accounts/{account}/address-books/{book}/contacts", _book_members),
         _route(backend, "/accounts/{account}/contacts/{email}", _contact),
