@@ -1,6 +1,7 @@
 """The state store: the middleware's own tables (schema in sql/), on PostgreSQL or SQLite."""
 
-from dotdyn_pipeline.state.mirror import BookMember, LeaseBusy, MirrorRow
+from dotdyn_pipeline.state.leases import Holder, LeaseBusy
+from dotdyn_pipeline.state.mirror import BookMember, MirrorRow
 from dotdyn_pipeline.state.store import (
     ORG_SCOPE,
     AccountPartition,
@@ -14,6 +15,6 @@ from dotdyn_pipeline.state.store import (
 )
 
 __all__ = [
-    "ORG_SCOPE", "AccountPartition", "BookMember", "ContactLink", "ImportJob", "LeaseBusy", "LedgerEntry", "MirrorRow",
-    "QuarantinedRow", "StateStore", "SyncCursor", "UnsubscribeEvent",
+    "ORG_SCOPE", "AccountPartition", "BookMember", "ContactLink", "Holder", "ImportJob", "LeaseBusy", "LedgerEntry",
+    "MirrorRow", "QuarantinedRow", "StateStore", "SyncCursor", "UnsubscribeEvent",
 ]

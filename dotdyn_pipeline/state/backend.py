@@ -41,6 +41,9 @@ class Backend:
     def _executemany(self, cursor: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         cursor.executemany(sql, rows)
     def close(self) -> None: raise NotImplementedError
+    def connect_again(self) -> Backend:
+        """A new connection to the same database, for a thread that must not wait on this one's transactions."""
+        raise NotImplementedError
     def lock_migrations(self) -> None:
         """Serialise concurrent migration runs; called inside a transaction."""
 
@@ -213,6 +216,9 @@ class SqliteBackend(Backend):
     def close(self) -> None:
         self._conn.close()
 
+    def connect_again(self) -> Backend:
+        return SqliteBackend(self.path)
+
 
 class PostgresBackend(Backend):
     name = "postgresql"
@@ -223,6 +229,7 @@ class PostgresBackend(Backend):
         import psycopg2  # dagster-postgres brings psycopg2-binary
 
         self.schema = schema
+        self._url = url
         self._conn = psycopg2.connect(url, options=f"-c search_path={schema}")
         with self._conn.cursor() as cursor:  # IF NOT EXISTS alone races when processes start together
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"dotdyn-schema:{schema}",))
@@ -254,6 +261,9 @@ class PostgresBackend(Backend):
                            rows, template=template, page_size=1_000)
         else:
             execute_batch(cursor, self._sql(sql), rows, page_size=1_000)
+
+    def connect_again(self) -> Backend:
+        return PostgresBackend(self._url, self.schema)
 
     def lock_migrations(self) -> None:
         self._cursor().execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"dotdyn-migrations:{self.schema}",))

@@ -1,12 +1,11 @@
-"""The CRM mirror, the address books' last known members, and leases: the audience flow's state."""
+"""The CRM mirror and the address books' last known members: the audience flow's state."""
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -311,17 +310,19 @@ class BookState:
         frame["dotdigital_contact_id"] = frame["dotdigital_contact_id"].astype("Int64")
         return frame
 
-    def save(self, account: str, address_book_id: int, members: Iterable[BookMember]) -> int:
+    def save(self, account: str, address_book_id: int, members: Iterable[BookMember],
+             added_by: str | None = None) -> int:
+        """Save the members as sent; those not members before are noted as added by the load of run `added_by`."""
         stamp = _now()
         return self.backend.executemany(
             "INSERT INTO book_member (account, address_book_id, email_key, crm_table, crm_id, fingerprint, "
-            "dotdigital_contact_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "dotdigital_contact_id, updated_at, added_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (account, address_book_id, email_key) DO UPDATE SET crm_table = excluded.crm_table, "
             "crm_id = excluded.crm_id, fingerprint = excluded.fingerprint, "
             "dotdigital_contact_id = COALESCE(excluded.dotdigital_contact_id, book_member.dotdigital_contact_id), "
             "updated_at = excluded.updated_at",
             ((account, address_book_id, m.email_key, m.crm_table, m.crm_id, m.fingerprint, m.dotdigital_contact_id,
-              stamp) for m in members))
+              stamp, added_by) for m in members))
 
     def remove(self, account: str, address_book_id: int, email_keys: Iterable[str]) -> int:
         return self.backend.executemany(
@@ -331,55 +332,31 @@ class BookState:
     def begin_load(self, account: str, address_book_id: int, run_id: str) -> bool:
         """Note that a load of the book starts: its members may be saved before Dotdigital has imported them. If
         a load before it never ended, what was saved for the book is unconfirmed: every member's fingerprint is
-        cleared, so that this load sends the whole book again. Return whether it was."""
+        cleared, so that this load sends the whole book again, and the members that load added pass to this one
+        (`unconfirmed`), which settles them. Return whether a load never ended."""
         with self.backend.transaction():
-            unfinished = bool(self.backend.query(
-                "SELECT 1 FROM book_load WHERE account = ? AND address_book_id = ?", (account, address_book_id)))
+            unfinished = self.backend.query(
+                "SELECT run_id FROM book_load WHERE account = ? AND address_book_id = ?", (account, address_book_id))
             if unfinished:
-                self.backend.execute("UPDATE book_member SET fingerprint = '' WHERE account = ? AND "
-                                     "address_book_id = ?", (account, address_book_id))
+                self.backend.execute(
+                    "UPDATE book_member SET fingerprint = '', added_by = CASE WHEN added_by = ? THEN ? ELSE added_by "
+                    "END WHERE account = ? AND address_book_id = ?", (unfinished[0][0], run_id, account,
+                                                                      address_book_id))
             self.backend.execute(
                 "INSERT INTO book_load (account, address_book_id, run_id, started_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (account, address_book_id) DO UPDATE SET run_id = excluded.run_id, "
                 "started_at = excluded.started_at", (account, address_book_id, run_id, _now()))
-        return unfinished
+        return bool(unfinished)
+
+    def unconfirmed(self, account: str, address_book_id: int, run_id: str) -> set[str]:
+        """The addresses the load of `run_id` saved for people who were not members before, unfinished loads'
+        included (`begin_load`): until the load ends, whether the book holds them is not known."""
+        return {key for (key,) in self.backend.query(
+            "SELECT email_key FROM book_member WHERE account = ? AND address_book_id = ? AND added_by = ?",
+            (account, address_book_id, run_id))}
 
     def end_load(self, account: str, address_book_id: int) -> None:
         """Note that the book's load ended with its import's outcome applied: its members are confirmed."""
         self.backend.execute("DELETE FROM book_load WHERE account = ? AND address_book_id = ?",
                              (account, address_book_id))
 
-
-class LeaseBusy(TimeoutError):
-    """Another holder kept the lease for longer than the caller was willing to wait."""
-
-
-class Leases:
-    """Named, expiring leases: exclusive work across processes that share the state store."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-
-    def acquire(self, name: str, holder: str, ttl: timedelta) -> bool:
-        now = datetime.now(UTC)
-        return self.backend.execute(
-            "INSERT INTO lease (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-            "holder = excluded.holder, expires_at = excluded.expires_at "
-            "WHERE lease.expires_at < ? OR lease.holder = excluded.holder",
-            (name, holder, (now + ttl).isoformat(), now.isoformat())) == 1
-
-    def release(self, name: str, holder: str) -> None:
-        self.backend.execute("DELETE FROM lease WHERE name = ? AND holder = ?", (name, holder))
-
-    @contextmanager
-    def hold(self, name: str, holder: str, ttl: timedelta, wait: float, poll: float = 0.2) -> Iterator[None]:
-        """Hold the lease for the block, waiting up to `wait` seconds for another holder to finish."""
-        deadline = time.monotonic() + wait
-        while not self.acquire(name, holder, ttl):
-            if time.monotonic() > deadline:
-                raise LeaseBusy(f"lease {name!r} is still held by another run after {wait:.0f} s")
-            time.sleep(poll)
-        try:
-            yield
-        finally:
-            self.release(name, holder)

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dotdyn_pipeline.state.backend import Backend, connect
+from dotdyn_pipeline.state.leases import Leases
 from dotdyn_pipeline.state.migrations import applied_versions, migrate
-from dotdyn_pipeline.state.mirror import BookState, CrmMirror, Leases, chunks
+from dotdyn_pipeline.state.mirror import BookState, CrmMirror, chunks
 
 #: The scope of cursors that belong to no single email account (the org-wide CRM tables).
 ORG_SCOPE = "*"

@@ -1,14 +1,12 @@
-"""The CRM mirror, address book state and leases behave the same on both backends."""
+"""The CRM mirror and address book state behave the same on both backends."""
 
 from __future__ import annotations
 
 import sqlite3
-import threading
-from datetime import timedelta
 
 import pytest
 
-from dotdyn_pipeline.state import BookMember, LeaseBusy, MirrorRow, StateStore
+from dotdyn_pipeline.state import BookMember, MirrorRow, StateStore
 
 
 def test_mirror_joins_list_members_to_their_records(store):
@@ -116,41 +114,6 @@ def test_book_state_remembers_what_was_sent(store):
     assert books.remove("a1", 7, ["bob@example.com"]) == 1
     assert list(books.members("a1", 7)["email_key"]) == ["ann@example.com"]
     assert books.members("a1", 8).empty
-
-
-def test_a_lease_is_exclusive_until_released_or_expired(store):
-    leases = store.leases
-    assert leases.acquire("extract", "run-1", timedelta(minutes=5))
-    assert not leases.acquire("extract", "run-2", timedelta(minutes=5))
-    assert leases.acquire("extract", "run-1", timedelta(minutes=5))  # the holder may renew
-    leases.release("extract", "run-1")
-    assert leases.acquire("extract", "run-2", timedelta(seconds=-1))  # already expired: a dead holder
-    assert leases.acquire("extract", "run-3", timedelta(minutes=5))
-    with pytest.raises(LeaseBusy):
-        with leases.hold("extract", "run-4", timedelta(minutes=5), wait=0.3, poll=0.05):
-            pass
-
-
-def test_hold_waits_for_the_other_holder(store, state_url):
-    order: list[str] = []
-    other = StateStore.open(*state_url)
-    started = threading.Event()
-
-    def first():
-        with other.leases.hold("extract", "run-1", timedelta(minutes=1), wait=5, poll=0.01):
-            started.set()
-            order.append("first in")
-            threading.Event().wait(0.3)
-            order.append("first out")
-
-    thread = threading.Thread(target=first)
-    thread.start()
-    started.wait(5)
-    with store.leases.hold("extract", "run-2", timedelta(minutes=1), wait=10, poll=0.01):
-        order.append("second in")
-    thread.join()
-    other.close()
-    assert order == ["first in", "first out", "second in"]
 
 
 def test_a_large_query_streams_its_rows_in_pages_and_leaves_the_store_usable(store):

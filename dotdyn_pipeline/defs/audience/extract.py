@@ -5,7 +5,8 @@ table has none); a refused delta link falls back to a full read, which re-stamps
 sweeps the rest. People are read with only the columns a rule or some account's data mapping needs. Each
 page of changes marks the addresses it touches, so that each account's sync can look at those only
 (changes.py).
-A lease keeps two runs (of two accounts) from extracting the same table at once.
+A lease keeps two runs (of two accounts) from extracting the same table at once; it ends with the run that
+holds it (state/leases.py).
 """
 
 import time
@@ -16,21 +17,27 @@ from typing import Any
 
 import dagster as dg
 
-from dotdyn_pipeline.connectors.dataverse.client import WATERMARK, ChangePage
+from dotdyn_pipeline.connectors.dataverse.client import WATERMARK, ChangePage, DataverseClient
 from dotdyn_pipeline.connectors.http import calls_made
 from dotdyn_pipeline.defs.audience.changes import mark_page, require_full_sync
+from dotdyn_pipeline.defs.audience.mappings import Attributes, check_mappings, mapping_rows, table_name
+from dotdyn_pipeline.defs.runs import run_in_progress
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
 from dotdyn_pipeline.runtime.collector import collector_paused
 from dotdyn_pipeline.runtime.read_ahead import read_ahead
 from dotdyn_pipeline.schemas.email import address_key
-from dotdyn_pipeline.state import ORG_SCOPE, MirrorRow, StateStore
+from dotdyn_pipeline.state import ORG_SCOPE, Holder, MirrorRow, StateStore
 
 PERSON_TABLES = ("contact", "lead", "account")
 #: list.createdfromcode (the list's member type) -> the table every member of the list comes from.
 MEMBER_TYPES = {1: "account", 2: "contact", 4: "lead"}
 #: Columns every person row needs for the rules (consent, validation, precedence).
 PERSON_COLUMNS = ("emailaddress1", "donotbulkemail", "donotemail", "statecode", "modifiedon")
-EXTRACT_LEASE_TTL = timedelta(hours=2)
+#: A lease on a table's extract lives this long unless renewed; its holder renews it a few times as often, so a
+#: holder on another host that died is taken over when it runs out (one on this host, or whose run has ended, at
+#: once).
+EXTRACT_LEASE_TTL = timedelta(minutes=2)
+#: How long a run waits for another run's extract of the same table, which may be a long first read.
 EXTRACT_LEASE_WAIT = 3 * 3600.0
 #: Rows written to the mirror per transaction. Its indexes take keys at random places and a commit writes every
 #: page it touched, so larger commits write much less, the same index page once for many rows. An interrupted
@@ -96,15 +103,22 @@ PEOPLE = tuple(
 ALL_TABLES = (DATA_MAPPINGS, MARKETING_LISTS, LIST_MEMBERS, *PEOPLE)
 
 
-def mapped_attributes(store: StateStore, entity: str) -> list[str]:
-    """Attributes of `entity` that an active data mapping of any account names, sorted."""
-    return sorted({row["esc_attributename"] for row in store.mirror.rows(DATA_MAPPINGS.logical_name)
-                   if row.get("esc_entityname") == entity and row.get("statecode", 0) == 0
-                   and row.get("esc_attributename")})
+def mapped_attributes(store: StateStore, entity: str, attributes: Attributes) -> list[str]:
+    """Columns of `entity` that an active data mapping of any account reads, sorted. A mapping that fails its
+    check (mappings.py) is left out, so that no account's mapping can make the read fail for all of them."""
+    checked = check_mappings([row for row in mapping_rows(store) if table_name(row) == entity], PERSON_TABLES,
+                             attributes)
+    if checked.bad:
+        dg.get_dagster_logger().warning(
+            "%s: %d data mappings left out of the read (their accounts' audience_contacts quarantine them): %s",
+            entity, len(checked.bad), "; ".join(f"{bad.mapping_id} of account {bad.account}: {bad.reason}"
+                                                for bad in checked.bad))
+    return sorted({mapping.attribute for mapping in checked.valid})
 
 
-def select_for(table: CrmTable, store: StateStore) -> list[str]:
-    extra = mapped_attributes(store, table.logical_name) if table.mapped else []
+def select_for(table: CrmTable, store: StateStore, client: DataverseClient) -> list[str]:
+    """The columns to read of `table`: its own, and for people those their data mappings read."""
+    extra = mapped_attributes(store, table.logical_name, client.attributes) if table.mapped else []
     return list(dict.fromkeys([*table.columns, *extra]))
 
 
@@ -112,10 +126,10 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
             store: StateStore) -> dg.MaterializeResult:
     """Bring the mirror of `table` up to date; report what changed."""
     started = time.monotonic()
-    select = select_for(table, store)
     name = table.logical_name
-    with store.leases.hold(f"extract:{name}", context.run.run_id, EXTRACT_LEASE_TTL, EXTRACT_LEASE_WAIT), \
-            dataverse.client() as client:
+    with store.leases.hold(f"extract:{name}", Holder(context.run.run_id), EXTRACT_LEASE_TTL, EXTRACT_LEASE_WAIT,
+                           run_alive=run_in_progress(context.instance)), dataverse.client() as client:
+        select = select_for(table, store, client)
         saved = store.get_cursor(ORG_SCOPE, name)
         read = client.read_changes(name, select, (saved.delta_link or saved.watermark) if saved else None)
         if read.fallback:
