@@ -124,6 +124,16 @@ def test_embedded_instance_uses_sqlite_under_dotdyn_home(tmp_path, monkeypatch):
     assert instance.get_latest_materialization_event(dg.AssetKey("state_store")) is not None
 
 
+def test_the_instance_monitors_runs_so_that_dead_ones_end_and_free_their_slots(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOTDYN_POSTGRES_URL", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.setenv("DOTDYN_HOME", str(tmp_path))
+    with dg.DagsterInstance.from_config(str(prepare_dagster_home(Settings.from_env()))) as instance:
+        assert instance.run_monitoring_enabled
+        assert 0 < instance.run_monitoring_start_timeout_seconds and 0 < instance.run_monitoring_cancel_timeout_seconds
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+
+
 @pytest.fixture
 def postgres_database(postgres_url):
     """A fresh database for Dagster's tables (they live in its public schema), dropped afterwards."""
