@@ -140,7 +140,7 @@ def _read_floor(contract: dict[str, Any]) -> float:
     token = MsalTokenSource(config.credentials(), config.org_url, ca_bundle=config.ca_bundle).token()
     with state_store_resource().open() as store, DataverseClient(config) as client:  # the columns the flow selected
         urls = [f"{config.api_root}{client.entity_set_name(table.logical_name)}?"
-                f"{query(select_for(table, store))}" for table in ALL_TABLES]
+                f"{query(select_for(table, store, client))}" for table in ALL_TABLES]
     return round(sum(extract._floor(url, token, config, 5000)[0] for url in urls), 3)
 
 

@@ -9,7 +9,6 @@ skipped under one counted reason (see selection.py), and the metadata says how m
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -21,8 +20,9 @@ from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, Scope, scope_for
 from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, MEMBER_TYPES, PERSON_TABLES
+from dotdyn_pipeline.defs.audience.mappings import Attributes, DataMapping, check_mappings, mapping_rows
 from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
-from dotdyn_pipeline.resources import StateStoreResource
+from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
 from dotdyn_pipeline.runtime.collector import collector_paused
 from dotdyn_pipeline.runtime.forked import forked
 from dotdyn_pipeline.schemas.audience import AudienceMember
@@ -56,16 +56,6 @@ BASE_COLUMNS = ["list_id", "crm_table", "crm_id", "email_raw", "donotbulkemail",
 TEXT_COLUMNS = ("list_id", "crm_table", "crm_id")
 
 
-@dataclass(frozen=True)
-class DataMapping:
-    """One CRM attribute -> Dotdigital data field, for one table of one account."""
-
-    entity: str
-    attribute: str
-    field: str
-    type: str
-
-
 def account_lists(store: StateStore, account_id: str) -> list[dict[str, Any]]:
     """The account's active marketing lists that are activated for email."""
     return [row for row in store.mirror.rows("list")
@@ -83,12 +73,10 @@ def by_member_table(lists: Iterable[dict[str, Any]]) -> list[tuple[tuple[str, ..
     return list(groups.items())
 
 
-def account_mappings(store: StateStore, account_id: str) -> list[DataMapping]:
-    return [DataMapping(row["esc_entityname"], row["esc_attributename"], row["esc_datafieldname"].upper(),
-                        row.get("esc_datafieldtype") or "String")
-            for row in store.mirror.rows("esc_emaildatamapping")
-            if row.get("_esc_emailaccountid_value") == account_id and row.get("statecode", 0) == 0
-            and row.get("esc_attributename") and row.get("esc_datafieldname")]
+def account_mappings(store: StateStore, account_id: str, attributes: Attributes) -> list[DataMapping]:
+    """The account's active data mappings that pass their check, as the extract read them (mappings.py): a bad
+    one is left out here as it was there, and audience_contacts quarantines it."""
+    return check_mappings(mapping_rows(store, account_id), PERSON_TABLES, attributes).valid
 
 
 def member_frame(members: Iterable[tuple[str, str, str, dict[str, Any]]],
@@ -192,12 +180,15 @@ def _sample(rows: list[QuarantinedRow], limit: int = 10) -> str:
                                                "(too large a share of rows quarantined).")],
     description="The account's list members who may be emailed: consenting, valid, one per address per list.",
 )
-def audience_members(context: dg.AssetExecutionContext, config: MemberQualityConfig, state: StateStoreResource):
+def audience_members(context: dg.AssetExecutionContext, config: MemberQualityConfig, state: StateStoreResource,
+                     dataverse: DataverseResource):
     started, account = time.monotonic(), partition_account(context, state)
     with state.open() as store:
         scope = scope_for(store, account)
         lists = account_lists(store, account)
-        frame, without_record = read_members(state, store, account, scope, lists)
+        with dataverse.client() as crm:  # the mappings are checked against the tables' metadata
+            mappings = account_mappings(store, account, crm.attributes)
+        frame, without_record = read_members(state, store, account, scope, lists, mappings)
         rows_in = len(frame)
         consent = apply_consent(frame, **consent_facts(store, account, scope, lists))
         del frame  # the batch is held once at a time: what consent keeps is checked and de-duplicated
@@ -225,12 +216,11 @@ def audience_members(context: dg.AssetExecutionContext, config: MemberQualityCon
 
 
 def read_members(state: StateStoreResource, store: StateStore, account: str, scope: Scope,
-                 lists: list[dict[str, Any]]) -> tuple[pd.DataFrame, int | None]:
-    """The members a sync looks at, before consent and validation: every member of the account's lists on a full
-    pass, with how many list members have no record in the mirror; on an incremental pass, those of the
-    addresses and records in scope (and None)."""
+                 lists: list[dict[str, Any]], mappings: list[DataMapping]) -> tuple[pd.DataFrame, int | None]:
+    """The members a sync looks at, before consent and validation, with a column per mapped data field: every
+    member of the account's lists on a full pass, with how many list members have no record in the mirror; on an
+    incremental pass, those of the addresses and records in scope (and None)."""
     list_ids = [row["listid"] for row in lists]
-    mappings = account_mappings(store, account)
     if not scope.full:
         frame = member_frame(store.mirror.members_with_keys(
             "listmember", list_ids, PERSON_TABLES, scope.keys, scope.records), mappings)
