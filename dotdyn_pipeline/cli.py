@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -38,19 +39,19 @@ def _sandbox_up(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from dotdyn_pipeline.demo import run_demo
+    from dotdyn_pipeline.process_tree import stop_signals_interrupt
 
-    return run_demo(sandbox_dir=args.sandbox, ui=args.ui)
+    with stop_signals_interrupt():  # a SIGTERM during the pipeline's runs still stops the sandbox
+        return run_demo(sandbox_dir=args.sandbox, ui=args.ui, port=args.port)
 
 
 def _dev(args: argparse.Namespace) -> int:
-    import subprocess
-
     from dotdyn_pipeline.instance import prepare_dagster_home
-    from dotdyn_pipeline.settings import PROJECT_ROOT, Settings
+    from dotdyn_pipeline.settings import Settings
+    from dotdyn_pipeline.ui import serve_ui
 
     prepare_dagster_home(Settings.from_env())
-    return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", args.host,
-                            "-p", str(args.port)], cwd=PROJECT_ROOT)
+    return serve_ui(args.host, args.port)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole pipeline on the sandbox and print a summary")
     demo.add_argument("--sandbox", metavar="DIR", help="use the sandbox already serving from DIR (left running)")
     demo.add_argument("--ui", action="store_true", help="afterwards, keep the sandbox up and start the Dagster UI")
+    demo.add_argument("--port", type=int, default=3000, help="the Dagster UI's port on 127.0.0.1 (with --ui)")
     demo.set_defaults(handler=_demo)
 
     dev = commands.add_parser("dev", help="start the Dagster UI and daemon with the configured instance")
@@ -108,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:  # asked to stop; the children were stopped on the way out
+        return 128 + signal.SIGINT  # as a shell reports a command ended by Ctrl-C
 
 
 if __name__ == "__main__":

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dotdyn_pipeline.instance import prepare_dagster_home
-from dotdyn_pipeline.settings import PROJECT_ROOT, Settings
+from dotdyn_pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from dotdyn_pipeline.state import AccountPartition
@@ -54,12 +52,14 @@ def _sandbox(settings: Settings, sandbox_dir: str | None) -> Iterator[dict[str, 
         yield contract
 
 
-def run_demo(sandbox_dir: str | None = None, ui: bool = False) -> int:
-    """Serve (or use) the sandbox, register the accounts, sync every account, print the summary."""
+def run_demo(sandbox_dir: str | None = None, ui: bool = False, port: int = 3000) -> int:
+    """Serve (or use) the sandbox, register the accounts, sync every account, print the summary; with `ui`,
+    then serve the Dagster UI on `port` until asked to stop, and stop the sandbox it served with it."""
     import dagster as dg
 
     from dotdyn_pipeline.defs.accounts.partitions import account_tags
     from dotdyn_pipeline.defs.engagement.windows import range_tags
+    from dotdyn_pipeline.ui import serve_ui
 
     settings = Settings.from_env()
     prepare_dagster_home(settings)
@@ -76,18 +76,30 @@ def run_demo(sandbox_dir: str | None = None, ui: bool = False) -> int:
             for account in accounts:
                 result = audience.execute_in_process(partition_key=account.key, instance=instance,
                                                      raise_on_error=False, run_config=QUIET, tags=account_tags(account))
+                stop_if_interrupted(result)
                 ok &= result.success
                 print(summary(account.name, account.account_id, result, settings), flush=True)
                 result = engagement.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,
                                                        tags={**range_tags(account.key, first, last),
                                                              **account_tags(account)})
+                stop_if_interrupted(result)
                 ok &= result.success
                 print(engagement_summary(first, last, result), flush=True)
         if ui:
-            print("Dagster UI on http://127.0.0.1:3000 (Ctrl-C stops it and the sandbox)", flush=True)
-            return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml",
-                                    "-h", "127.0.0.1", "-p", "3000"], cwd=PROJECT_ROOT)
+            stops = "it" if sandbox_dir else "it and the sandbox"
+            print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops {stops})", flush=True)
+            return serve_ui("127.0.0.1", port)
     return 0 if ok else 1
+
+
+def stop_if_interrupted(result: Any) -> None:
+    """Dagster turns a stop signal that arrives during an in-process run into that run's failure and returns;
+    the demo then stops as well, instead of going on to the next run and the UI."""
+    from dagster._core.events import RunFailureReason
+    from dagster._core.storage.tags import RUN_FAILURE_REASON_TAG
+
+    if result.dagster_run.tags.get(RUN_FAILURE_REASON_TAG) == RunFailureReason.UNEXPECTED_TERMINATION.value:
+        raise KeyboardInterrupt
 
 
 def register_accounts(instance: Any, defs: Any) -> list[AccountPartition]:

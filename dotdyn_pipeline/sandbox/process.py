@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,8 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dotdyn_pipeline.process_tree import ProcessTree
 from dotdyn_pipeline.sandbox.context import SandboxSettings
 from dotdyn_pipeline.sandbox.server import CONTRACT_FILE
+
+#: How long a stopped sandbox may take to end before it is killed: longer than its servers' graceful shutdown
+#: (server.py), which bounds the wait for requests in flight.
+STOP_GRACE = 3.0
 
 
 def command_line(directory: Path, settings: SandboxSettings) -> list[str]:
@@ -35,27 +41,27 @@ def read_contract(directory: Path) -> dict[str, Any]:
 @contextmanager
 def running_sandbox(directory: Path, settings: SandboxSettings | None = None,
                     timeout: float = 600.0) -> Iterator[dict[str, Any]]:
-    """Start `dotdyn sandbox up` in `directory`, yield its contract once ready, stop it afterwards."""
+    """Start `dotdyn sandbox up` in `directory`, yield its contract once ready, stop it afterwards.
+
+    The sandbox stays in this process's group, so that a terminal's Ctrl-C reaches it at once; leaving the
+    block sends it SIGTERM as well (for every other way of stopping), and kills it, with any process it
+    started, if it has not ended within STOP_GRACE.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     (directory / CONTRACT_FILE).unlink(missing_ok=True)
-    log = (directory / "sandbox.log").open("wb")
-    proc = subprocess.Popen(command_line(directory, settings or SandboxSettings()), stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.monotonic() + timeout
-        while not (directory / CONTRACT_FILE).exists():
-            if proc.poll() is not None:
-                raise RuntimeError(f"the sandbox exited with {proc.returncode}; see {directory / 'sandbox.log'}:\n"
-                                   + (directory / "sandbox.log").read_text(errors="replace")[-3000:])
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the sandbox was not ready within {timeout} s")
-            time.sleep(0.05)
-        yield read_contract(directory)
-    finally:
-        proc.terminate()
+    log_path = directory / "sandbox.log"
+    with log_path.open("wb") as log:
+        sandbox = ProcessTree(command_line(directory, settings or SandboxSettings()), own_group=False, stdout=log,
+                              stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            deadline = time.monotonic() + timeout
+            while not (directory / CONTRACT_FILE).exists():
+                if sandbox.process.poll() is not None:
+                    raise RuntimeError(f"the sandbox exited with {sandbox.process.returncode}; see {log_path}:\n"
+                                       + log_path.read_text(errors="replace")[-3000:])
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the sandbox was not ready within {timeout} s")
+                time.sleep(0.05)
+            yield read_contract(directory)
+        finally:
+            sandbox.stop(STOP_GRACE, signal.SIGTERM)
