@@ -116,6 +116,20 @@ def test_book_state_remembers_what_was_sent(store):
     assert books.members("a1", 8).empty
 
 
+def test_the_members_a_load_added_stay_unconfirmed_through_unfinished_loads_until_one_ends(store):
+    books, ann, bob = store.books, "ann@example.com", "bob@example.com"
+    books.save("a1", 7, [BookMember(ann, "contact", "c1", "f1")])
+    assert books.begin_load("a1", 7, "r1") is False
+    books.save("a1", 7, [BookMember(ann, "contact", "c1", "f2"), BookMember(bob, "lead", "l1", "f2")], added_by="r1")
+    assert books.unconfirmed("a1", 7, "r1") == {bob}, "ann was a member before"
+    assert books.begin_load("a1", 7, "r2") is True  # r1 never ended, and r2 is stopped before it settles bob
+    assert books.begin_load("a1", 7, "r3") is True
+    assert books.unconfirmed("a1", 7, "r3") == {bob} and books.unconfirmed("a1", 7, "r1") == set()
+    assert set(books.members("a1", 7)["fingerprint"]) == {""}, "unfinished loads make the next send the book again"
+    books.end_load("a1", 7)
+    assert books.begin_load("a1", 7, "r4") is False and books.unconfirmed("a1", 7, "r4") == set()
+
+
 def test_a_large_query_streams_its_rows_in_pages_and_leaves_the_store_usable(store):
     store.mirror.upsert("contact", [MirrorRow(f"c{i:03d}", {}, f"p{i}@example.com") for i in range(250)])
     rows = store.backend.stream("SELECT crm_id FROM crm_record WHERE crm_table = ? ORDER BY crm_id", ("contact",),

@@ -4,11 +4,11 @@ What is sent is compared with what was last sent (the state store's book members
 new and changed people go in one bulk import per book, people who left the list are removed, and a CRM
 record whose email changed has its Dotdigital contact's email updated first, so the import updates that
 contact instead of creating a second one. The members sent are saved while Dotdigital imports them, and a
-load that never ends makes the next send its book again (`load_book`). A run with no change makes no write
-call. An incremental sync compares only the addresses in its scope (changes.py) and moves the account's
-cursor once every book is loaded. The import report and its per-row faults are recorded; a row refused because
-the address is suppressed or unsubscribed in Dotdigital goes into the unsubscribe ledger, so no later run sends
-it again.
+load that never ends makes the next send its book again, keeping of the people it added only those the book
+holds (`load_book`). A run with no change makes no write call. An incremental sync compares only the addresses
+in its scope (changes.py) and moves the account's cursor once every book is loaded. The import report and its
+per-row faults are recorded; a row refused because the address is suppressed or unsubscribed in Dotdigital goes
+into the unsubscribe ledger, so no later run sends it again.
 """
 
 import gc
@@ -143,10 +143,13 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
     what was done and return the counts.
 
     While the book's load is under way it is marked so: the members sent are saved while Dotdigital imports
-    them, and a load that never ends leaves book_member ahead of the book, so the next load sends the book again
-    (its scope holds at least this one's: the account's cursor moves only when every book is loaded)."""
-    store.books.begin_load(account, book, run_id)
+    them, and a load that never ends leaves book_member ahead of the book, so the next load settles the members
+    that load added and sends the book again (its scope holds at least this one's: the account's cursor moves
+    only when every book is loaded)."""
+    unfinished_before = store.books.begin_load(account, book, run_id)
     before = store.books.members(account, book, scope)
+    if unfinished_before:
+        before = _settle_unconfirmed(client, store, account, book, run_id, before, wanted)
     plan = plan_book(wanted, before)
     send, withdrawn = _without_late_unsubscribes(store, account, book, plan.send)
     counts = LoadCounts(unchanged=plan.unchanged, withdrawn=withdrawn)
@@ -192,7 +195,7 @@ def _import_while_saving(client: DotdigitalClient, store: StateStore, account: s
     saved = send[SAVED_COLUMNS].iloc[_by_key(send["email_key"])]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="book-save") as saver:
         saving = saver.submit(store.books.save, account, book,
-                              (BookMember(*row) for row in saved.itertuples(index=False, name=None)))
+                              (BookMember(*row) for row in saved.itertuples(index=False, name=None)), run_id)
         del saved  # the save holds it until it is done
         try:
             result = client.import_contacts(book, import_rows(send, fields), ["Email", *fields])
@@ -218,6 +221,31 @@ def _remove_departed(client: DotdigitalClient, store: StateStore, account: str, 
                 pass  # already gone from the book
         store.books.remove(account, book, [row.email_key])
     return len(remove)
+
+
+def _settle_unconfirmed(client: DotdigitalClient, store: StateStore, account: str, book: int, run_id: str,
+                        before: pd.DataFrame, wanted: pd.DataFrame) -> pd.DataFrame:
+    """After a load of the book that never ended, settle the members it added (Dotdigital may have refused them,
+    or never imported them) and return `before` without those the book does not hold.
+
+    Those this load sends again go back to what they were before that load, no member: this load's import then
+    decides, as for any newcomer. For the others (they left the list, or unsubscribed since) Dotdigital is asked,
+    in one pass over the book, which it holds: only those stay, to be removed as members who left."""
+    unconfirmed = store.books.unconfirmed(account, book, run_id)
+    if not unconfirmed:
+        return before
+    sent_again = unconfirmed.intersection(wanted["email_key"]) - store.unsubscribed_emails(account, book)
+    asked = unconfirmed - sent_again
+    held = _held(client, book, asked) if asked else set()
+    not_held = unconfirmed - held
+    store.books.remove(account, book, sorted(not_held))
+    return before[~before["email_key"].isin(not_held)]
+
+
+def _held(client: DotdigitalClient, book: int, addresses: Collection[str]) -> set[str]:
+    """Which of `addresses` (lower case) the address book holds, as Dotdigital lists its contacts."""
+    keys = (contact.email.strip().lower() for contact in client.address_book_contacts(book))
+    return {key for key in keys if key in addresses}
 
 
 def _put_back(store: StateStore, account: str, book: int, before: pd.DataFrame, refused: Collection[str]) -> None:

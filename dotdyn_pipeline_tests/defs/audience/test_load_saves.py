@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 import uuid
 
 import pandas as pd
@@ -76,3 +80,102 @@ def test_a_failed_import_leaves_the_load_unfinished_so_the_next_sends_again(stor
         in_book = sorted(contact.email for contact in client.address_book_contacts(book))
     assert counts.sent == 3 and in_book == sorted(emails)
     assert not _under_way(store, book)
+
+
+#: A load of its own process, killed by the test while it waits for its import's outcome.
+LOAD_TO_KILL = """
+import json, sys
+from dotdyn_pipeline.connectors.dotdigital import connect
+from dotdyn_pipeline.defs.audience.load import load_book
+from dotdyn_pipeline.state import StateStore
+from dotdyn_pipeline_tests.connectors.dotdigital.conftest import client_config
+from dotdyn_pipeline_tests.defs.audience.test_load_saves import _wanted
+
+job = json.loads(sys.argv[1])
+with StateStore.open(*job["state_url"]) as store, connect(client_config(job["sandbox"], "rest")) as client:
+    load_book(client, store, "acc", job["book"], _wanted(job["emails"], "f1"), [], run_id="killed")
+"""
+
+
+def _load_killed_after_saving(store, state_url, sandbox, control, book: int, emails: list[str]) -> None:
+    """Load `emails` into `book` in a process of its own, and kill it (SIGKILL) once it has saved every row it
+    sends and Dotdigital has its import: while it waits for the import's outcome, before any refusal is put back.
+    The status polls are slowed so that the kill lands there."""
+    imports = lambda: control.get("/dotdigital/accounts/1").raise_for_status().json()["counts"]["imports"]  # noqa: E731
+    started = imports()
+    control.post("/faults/dotdigital", json={"kind": "latency", "latency_ms": 3000, "path": "/contacts/import/",
+                                             "method": "GET"}).raise_for_status()
+    job = json.dumps({"state_url": list(state_url), "sandbox": sandbox, "book": book, "emails": emails})
+    load = subprocess.Popen([sys.executable, "-c", LOAD_TO_KILL, job])
+    try:
+        deadline = time.monotonic() + 120
+        while len(_members(store, book)) < len(emails) or imports() == started:
+            assert load.poll() is None, "the load ended before it was killed"
+            assert time.monotonic() < deadline, "the load neither saved its rows nor started its import"
+            time.sleep(0.05)
+        load.kill()
+        load.wait()
+    finally:
+        control.delete("/faults/dotdigital").raise_for_status()
+    assert load.returncode != 0 and _under_way(store, book)
+    assert _members(store, book) == dict.fromkeys(emails, "f1"), "every row sent was saved before the kill"
+
+
+def _book(client, book: int) -> list[str]:
+    return sorted(contact.email for contact in client.address_book_contacts(book))
+
+
+def _calls(client, run) -> dict[str, int]:
+    """The Dotdigital calls `run()` makes, by operation."""
+    before = client.counter.snapshot()
+    run()
+    after = client.counter.snapshot()
+    return {operation: n - before.get(operation, 0) for operation, n in after.items() if n != before.get(operation, 0)}
+
+
+def test_people_refused_by_a_killed_load_are_not_left_in_the_book_state(store, state_url, sandbox, control):
+    """The load is killed after it saved bob and cy, whom Dotdigital refuses, and before it put them back. The
+    next load sends the book again and leaves them out of the book state; the run after it, which no longer
+    wants them (the refusals are consent facts), removes no one and makes no call."""
+    run = uuid.uuid4().hex[:8]
+    ann, bob, cy = (f"{name}-{run}@example.com" for name in ("ann", "bob", "cy"))
+    with connect(client_config(sandbox, "rest")) as client:
+        book = client.create_address_book(f"killed {ann}").id
+        for address in (bob, cy):
+            control.post("/dotdigital/accounts/1/suppress", json={"email": address, "reason": "HardBounced"}
+                         ).raise_for_status()
+        _load_killed_after_saving(store, state_url, sandbox, control, book, [ann, bob, cy])
+
+        recovery = load_book(client, store, "acc", book, _wanted([ann, bob, cy], "f1"), [], run_id="r2")
+        assert (recovery.sent, recovery.imported, recovery.faulted, recovery.removed) == (3, 1, 2, 0)
+        assert _members(store, book) == {ann: "f1"} and not _under_way(store, book)
+
+        calls = _calls(client, lambda: load_book(client, store, "acc", book, _wanted([ann], "f1"), [], run_id="r3"))
+        assert calls == {}, "no removal of people the book does not hold"
+        assert _members(store, book) == {ann: "f1"} and _book(client, book) == [ann]
+
+
+def test_people_of_a_killed_load_who_left_since_are_removed_only_if_the_book_holds_them(store, state_url, sandbox,
+                                                                                       control):
+    """As above, but before the next load bob and cy (refused) and dan (imported) leave the audience: Dotdigital
+    is asked once which of them the book holds, and only dan is removed."""
+    run = uuid.uuid4().hex[:8]
+    ann, bob, cy, dan = (f"{name}-{run}@example.com" for name in ("ann", "bob", "cy", "dan"))
+    with connect(client_config(sandbox, "rest")) as client:
+        book = client.create_address_book(f"killed {ann}").id
+        for address in (bob, cy):
+            control.post("/dotdigital/accounts/1/suppress", json={"email": address, "reason": "HardBounced"}
+                         ).raise_for_status()
+        _load_killed_after_saving(store, state_url, sandbox, control, book, [ann, bob, cy, dan])
+        deadline = time.monotonic() + 60
+        while _book(client, book) != sorted([ann, dan]):  # the killed load's import ends in Dotdigital all the same
+            assert time.monotonic() < deadline, "the killed load's import never ended"
+            time.sleep(0.05)
+
+        counts = []
+        calls = _calls(client, lambda: counts.append(
+            load_book(client, store, "acc", book, _wanted([ann], "f1"), [], run_id="r2")))
+        assert _members(store, book) == {ann: "f1"} and _book(client, book) == [ann]
+    assert counts[0].removed == 1
+    assert calls["address_book_contacts"] == 1, "the book is asked once"
+    assert (calls["contact_by_email"], calls["remove_contact_from_address_book"]) == (1, 1), "dan, and only dan"
