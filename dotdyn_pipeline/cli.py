@@ -108,12 +108,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _operational_errors() -> tuple[type[Exception], ...]:
+    """Errors that are answers (a refusal, an outage that outlasted its retries, a bad setting), not bugs."""
+    from dotdyn_pipeline.connectors.dataverse import DataverseError
+    from dotdyn_pipeline.connectors.dotdigital import DotdigitalError
+    from dotdyn_pipeline.settings import SettingsError
+
+    return DataverseError, DotdigitalError, SettingsError
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except KeyboardInterrupt:  # asked to stop; the children were stopped on the way out
         return 128 + signal.SIGINT  # as a shell reports a command ended by Ctrl-C
+    except Exception as error:
+        if not isinstance(error, _operational_errors()):
+            raise
+        # the services or the configuration said no: say what, without a traceback
+        print(f"dotdyn {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -131,6 +131,16 @@ def register_account(instance: Any, defs: Any, account_id: str) -> AccountPartit
     return next(account for account in register_accounts(instance, defs) if account.account_id == account_id)
 
 
+def failed(result: Any) -> str:
+    """Why a run failed, in one line: its first failed step and that step's error, and where to read more."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.event_specific_data.error
+            cause = error.cause or error
+            return f"FAILED in {event.step_key}: {cause.message.strip().splitlines()[-1]} (run {result.run_id})"
+    return f"FAILED, see run {result.run_id}"
+
+
 def materialized_facts(result: Any) -> dict[str, dict[str, Any]]:
     """Each asset a run materialized, with its metadata as plain values."""
     facts: dict[str, dict[str, Any]] = {}
@@ -152,7 +162,7 @@ def summary(name: str, account: str, result: Any, settings: Settings) -> str:
     skipped = {k.removeprefix("skipped_"): v for k, v in members.items() if k.startswith("skipped_") and v}
     dataverse = sum(v.get("dataverse_requests", 0) for v in facts.values())
     dotdigital = sum(v.get("dotdigital_calls", 0) for v in facts.values())
-    lines = [f"{name} ({account}): {'synced' if result.success else 'FAILED, see run ' + result.run_id}",
+    lines = [f"{name} ({account}): {'synced' if result.success else failed(result)}",
              f"  extracted {extracted} changed CRM rows; {members.get('rows_in', 0)} list members",
              f"  quarantined {sum(quarantined.values())}: {quarantined or 'none'}",
              f"  skipped {sum(skipped.values())}: {skipped or 'none'}",
@@ -176,6 +186,6 @@ def engagement_summary(first: date, last: date, result: Any) -> str:
                         for asset, name in ENGAGEMENT_NAMES.items())
     unlinked = sum(v.get("rows_unlinked", 0) for v in facts.values())
     rejected = sum(v.get("rows_rejected", 0) for v in facts.values())
-    state = "imported" if result.success else "FAILED, see run " + result.run_id
+    state = "imported" if result.success else failed(result)
     return (f"  engagement {first}..{last} {state}: {written}; {unlinked} not linked to a CRM record, "
             f"{rejected} rejected by Dynamics")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dotdyn_pipeline.demo import failed as failure_line
 from dotdyn_pipeline.demo import materialized_facts as facts
 
 INCREMENTAL = "addresses changed since the last sync"
@@ -306,4 +307,6 @@ def test_a_missing_secret_fails_that_account_only(world, pipeline, first_sync, m
     message = " ".join(str(event.event_specific_data.error.cause or event.event_specific_data.error)
                        for event in failed.all_events if event.is_step_failure)
     assert broken["secret_name"] in message and broken["api_password"] not in message
+    said = failure_line(failed)  # what `dotdyn demo` prints for the account
+    assert said.startswith("FAILED in ") and broken["secret_name"] in said and broken["api_password"] not in said
     assert pipeline.sync(healthy["emailaccount_id"]).success
