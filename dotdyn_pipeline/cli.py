@@ -39,7 +39,7 @@ def _sandbox_up(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from dotdyn_pipeline.demo import run_demo
-    from dotdyn_pipeline.process_tree import stop_signals_interrupt
+    from dotdyn_pipeline.runtime.process_tree import stop_signals_interrupt
 
     with stop_signals_interrupt():  # a SIGTERM during the pipeline's runs still stops the sandbox
         return run_demo(sandbox_dir=args.sandbox, ui=args.ui, port=args.port)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from dotdyn_pipeline.process_tree import ProcessTree, stop_signals_interrupt
+from dotdyn_pipeline.runtime.process_tree import ProcessTree, stop_signals_interrupt
 from dotdyn_pipeline.settings import PROJECT_ROOT
 
 #: How long `dagster dev` may take to shut its webserver, daemon and code server down before what remains is

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dotdyn_pipeline.process_tree import ProcessTree
+from dotdyn_pipeline.runtime.process_tree import ProcessTree
 from dotdyn_pipeline.sandbox.context import SandboxSettings
 from dotdyn_pipeline.sandbox.server import CONTRACT_FILE
 
