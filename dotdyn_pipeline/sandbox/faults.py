@@ -19,11 +19,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-#: Kinds handled by the middleware for every service.
-LATENCY, DROP, STATUS = "latency", "drop", "status"
+#: Kinds handled by the middleware for every service. `drop` loses the request before the service sees it;
+#: `drop_after` lets the service handle it (its effect is made) and loses the answer: the client cannot tell
+#: the two apart, which is what a client that sends a write again must be ready for.
+LATENCY, DROP, DROP_AFTER, STATUS = "latency", "drop", "drop_after", "status"
 #: Kinds whose response the service renders in its vendor's shape (throttling, server error).
 THROTTLE, SERVER_ERROR = "throttle", "server_error"
-MIDDLEWARE_KINDS = {LATENCY, DROP, STATUS, THROTTLE, SERVER_ERROR}
+MIDDLEWARE_KINDS = {LATENCY, DROP, DROP_AFTER, STATUS, THROTTLE, SERVER_ERROR}
 
 
 @dataclass
@@ -101,15 +103,22 @@ class FaultMiddleware:
         method, path = scope["method"], scope["path"]
         if (rule := self.plan.take(LATENCY, method, path)) is not None:
             await asyncio.sleep(rule.latency_ms / 1000)
-        rule = self.plan.take({DROP, STATUS, THROTTLE, SERVER_ERROR}, method, path)
+        rule = self.plan.take({DROP, DROP_AFTER, STATUS, THROTTLE, SERVER_ERROR}, method, path)
         if rule is None:
             await self.app(scope, receive, send)
         elif rule.kind == DROP:
+            await _drop(send)
+        elif rule.kind == DROP_AFTER:
+            await self.app(scope, receive, _unheard)
             await _drop(send)
         elif rule.kind == STATUS:
             await Response(status_code=rule.status or 500)(scope, receive, send)
         else:
             await self.render(rule, Request(scope, receive))(scope, receive, send)
+
+
+async def _unheard(message: dict[str, Any]) -> None:
+    """Where the answer of a request whose connection is dropped after it was handled goes: nowhere."""
 
 
 async def _drop(send: Callable) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 import pytest
@@ -46,6 +47,14 @@ def test_dropped_connection(dv, control):
     with pytest.raises(httpx.TransportError):
         dv.get("contacts", params={"$top": "1"})
     assert dv.get("contacts", params={"$top": "1"}).status_code == 200
+
+
+def test_a_connection_dropped_after_the_write_took_effect(pdv, private_control):
+    contact_id = str(uuid.uuid4())
+    _switch_on(private_control, kind="drop_after", count=1, method="PATCH", path="/contacts")
+    with pytest.raises(httpx.TransportError):
+        pdv.patch(f"contacts({contact_id})", json={"lastname": "Dropped after"})
+    assert pdv.get(f"contacts({contact_id})").json()["lastname"] == "Dropped after"
 
 
 def test_latency(dv, control):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,6 +65,14 @@ def test_dropped_connection(api, control):
     with pytest.raises(httpx.TransportError):
         api.get("/v2/campaigns")
     assert api.get("/v2/campaigns").status_code == 200
+
+
+def test_a_connection_dropped_after_the_request_took_effect(api, control):
+    name = f"dropped after {uuid.uuid4().hex[:10]}"
+    _switch_on(control, kind="drop_after", method="POST", path="^/v2/address-books$")
+    with pytest.raises(httpx.TransportError):
+        api.post("/v2/address-books", json={"name": name, "visibility": "Private"})
+    assert [book["name"] for book in api.get("/v2/address-books").json()].count(name) == 1
 
 
 def test_latency(api, control):

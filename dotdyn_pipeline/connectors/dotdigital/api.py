@@ -166,7 +166,12 @@ class DotdigitalClient:
     # bulk import
 
     def start_import(self, address_book_id: int, data: bytes | bytearray) -> ContactImport:
-        """Upload one CSV file (at most the 50 MB limit) into an address book; the import runs asynchronously."""
+        """Upload one CSV file (at most the 50 MB limit) into an address book; the import runs asynchronously.
+
+        When the connection drops, the file is sent again even though Dotdigital may have started an import
+        from it: no call lists imports, so one whose id was never heard cannot be found, and only an import
+        whose id the client holds gives the report and faults its caller needs. The same rows into the same
+        book, matched by address, change nothing more; Dotdigital keeps one import more in its history."""
         return ContactImport.from_api(self.transport.call("start_import", address_book_id=address_book_id,
                                                           data=data))
 

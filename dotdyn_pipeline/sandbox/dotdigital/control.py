@@ -78,6 +78,13 @@ def _limits(backend: Backend, account: Account, request: Request, body: Any) -> 
                               audience.field(body, "window_seconds"))
 
 
+def _book_imports(backend: Backend, account: Account, request: Request, body: Any) -> list[dict[str, Any]]:
+    """Every import into one address book, oldest first: those whose answer a client never heard included."""
+    book_id = audience.as_int(request.path_params["book"], "book")
+    return [{"id": row[0], "status": row[1]} for row in account.store.all(
+        "SELECT id, status FROM imports WHERE book_id = ? ORDER BY seq", book_id)]
+
+
 def _import(backend: Backend, account: Account, request: Request, body: Any) -> dict[str, Any]:
     row = account.store.one("SELECT id, book_id, merge_option, status, outcome, report, created, finished "
                             "FROM imports WHERE id = ?", request.path_params["import_id"].lower())
@@ -140,6 +147,7 @@ def control_routes(backend: Backend) -> list[Route]:
         Route("/refused-sign-ins", refused_sign_ins),
         _route(backend, "/accounts/{account}", _overview),
         _route(backend, "/accounts/{account}/address-books/{book}/contacts", _book_members),
+        _route(backend, "/accounts/{account}/address-books/{book}/imports", _book_imports),
         _route(backend, "/accounts/{account}/contacts/{email}", _contact),
         _route(backend, "/accounts/{account}/suppress", _suppress, "POST"),
         _route(backend, "/accounts/{account}/resubscribe", _resubscribe, "POST"),

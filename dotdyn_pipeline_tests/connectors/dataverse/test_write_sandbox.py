@@ -126,3 +126,34 @@ def test_upsert_many_by_an_alternate_key_with_a_lookup(dataverse: DataverseClien
         "esc_emailsupression", ["esc_email", "esc_reason"],
         filter=" or ".join(f"esc_email eq {literal(e)}" for e in emails)) for row in page]
     assert sorted((r["esc_email"], r["esc_reason"]) for r in found) == [(e, "Unsubscribed") for e in sorted(emails)]
+
+
+#: Each way the client writes by key, and the request whose answer the sandbox loses after writing.
+WRITES_BY_KEY = {"upsert": ("PATCH", r"esc_emailsupressions\("),
+                 "upsert_multiple": ("POST", r"UpsertMultiple$"),
+                 "batch": ("POST", r"\$batch$")}
+
+
+@pytest.mark.parametrize("way", sorted(WRITES_BY_KEY))
+def test_a_write_whose_answer_was_lost_is_sent_again_and_each_row_exists_once(dataverse: DataverseClient,
+                                                                               control, way: str) -> None:
+    """The sandbox writes, then drops the connection before the answer: the client sends the write again, and
+    since it names each row by its alternate key the second write finds the first one's rows."""
+    account_id = next(dataverse.read("esc_emailaccount", ["esc_emailaccountid"]))[0]["esc_emailaccountid"]
+    key = ["_esc_emailaccountid_value", "esc_email"]
+    emails = sorted(f"lost-{way}-{uuid.uuid4().hex[:8]}@example.com" for _ in range(2 if way == "upsert" else 3))
+    rows = [{"_esc_emailaccountid_value": account_id, "esc_email": e, "esc_reason": "HardBounced"} for e in emails]
+    method, path = WRITES_BY_KEY[way]
+    control.post("/faults/dataverse", json={"kind": "drop_after", "count": 1, "method": method, "path": path}
+                 ).raise_for_status()
+    if way == "upsert":
+        for row in rows:
+            dataverse.upsert("esc_emailsupression", {c: row[c] for c in key}, {"esc_reason": row["esc_reason"]})
+    else:
+        assert all(o.ok for o in dataverse.upsert_many("esc_emailsupression", rows, key, atomic=way == "batch"))
+    calls = dataverse.counter.snapshot()
+    assert calls["retry:RemoteProtocolError"] == 1 and calls[way] == (len(rows) if way == "upsert" else 1) + 1
+    found = [row for page in dataverse.read("esc_emailsupression", ["esc_email", "esc_reason"],
+                                            filter=" or ".join(f"esc_email eq {literal(e)}" for e in emails))
+             for row in page]
+    assert sorted((r["esc_email"], r["esc_reason"]) for r in found) == [(e, "HardBounced") for e in emails]

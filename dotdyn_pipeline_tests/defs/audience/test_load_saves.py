@@ -179,3 +179,32 @@ def test_people_of_a_killed_load_who_left_since_are_removed_only_if_the_book_hol
     assert counts[0].removed == 1
     assert calls["address_book_contacts"] == 1, "the book is asked once"
     assert (calls["contact_by_email"], calls["remove_contact_from_address_book"]) == (1, 1), "dan, and only dan"
+
+
+def test_an_import_whose_answer_was_lost_is_sent_again_and_nothing_is_doubled(store, sandbox, control):
+    """Dotdigital starts the import, and the connection drops before its answer arrives. No call finds an import
+    whose id was never heard, and only an import whose id the client holds gives the report and faults the load
+    needs, so the file is sent again: the same rows into the same book, matched by address, change nothing more.
+    The book holds each person once, the load records the one import it followed, and cy's refusal is put back."""
+    run = uuid.uuid4().hex[:8]
+    ann, bob, cy = (f"{name}-{run}@example.com" for name in ("ann", "bob", "cy"))
+    with connect(client_config(sandbox, "rest")) as client:
+        book = client.create_address_book(f"answer lost {ann}").id
+        control.post("/dotdigital/accounts/1/suppress", json={"email": cy, "reason": "HardBounced"}).raise_for_status()
+        control.post("/faults/dotdigital", json={"kind": "drop_after", "count": 1, "method": "POST",
+                                                 "path": "/contacts/import$"}).raise_for_status()
+        counts = load_book(client, store, "acc", book, _wanted([ann, bob, cy], "f1"), [], run_id="r1")
+        calls = client.counter.snapshot()
+        imports = lambda: control.get(f"/dotdigital/accounts/1/address-books/{book}/imports").json()  # noqa: E731
+        deadline = time.monotonic() + 60
+        while any(job["status"] == "NotFinished" for job in imports()):
+            assert time.monotonic() < deadline, "the import whose answer was lost never ended"
+            time.sleep(0.05)
+        in_book = [contact.email for contact in client.address_book_contacts(book)]
+    assert calls["start_import"] == 2 and calls["retry:RemoteProtocolError"] == 1
+    assert [job["status"] for job in imports()] == ["Finished", "Finished"], "the lost one ran all the same"
+    recorded = store.backend.query("SELECT import_id FROM import_job WHERE address_book_id = ?", (book,))
+    assert [import_id for (import_id,) in recorded] == [imports()[1]["id"]], "the import followed, once"
+    assert sorted(in_book) == sorted([ann, bob]), "each person once"
+    assert (counts.sent, counts.imported, counts.faulted) == (3, 2, 1)
+    assert _members(store, book) == {ann: "f1", bob: "f1"}
