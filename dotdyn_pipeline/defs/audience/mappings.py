@@ -21,10 +21,10 @@ import dagster as dg
 
 from dotdyn_pipeline.connectors.dataverse.client import AttributeInfo
 from dotdyn_pipeline.connectors.dotdigital.models import DATA_FIELD_TYPES, check_data_field_name
+from dotdyn_pipeline.defs.audience.changes import ACCOUNT_COLUMN
 from dotdyn_pipeline.state import QuarantinedRow, StateStore
 
 MAPPING_TABLE = "esc_emaildatamapping"
-ACCOUNT_COLUMN = "_esc_emailaccountid_value"
 MAPPINGS_CHECK = "data_mappings"
 #: A table's columns by logical name, from its metadata (`DataverseClient.attributes`).
 Attributes = Callable[[str], Mapping[str, AttributeInfo]]
