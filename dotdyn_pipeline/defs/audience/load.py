@@ -31,6 +31,7 @@ from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_
 from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, Scope, record_synced
 from dotdyn_pipeline.defs.audience.contacts import CONTACT_COLUMNS
+from dotdyn_pipeline.defs.audience.formulas import FormulaGuard, text_fields
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
 from dotdyn_pipeline.state import BookMember, ContactLink, ImportJob, QuarantinedRow, StateStore, UnsubscribeEvent
 
@@ -54,6 +55,7 @@ class LoadCounts:
     email_changes: int = 0
     withdrawn: int = 0  # unsubscribed after the members were chosen, so not sent
     unchanged: int = 0
+    neutralised: int = 0  # text values sent behind a quote because they began like a spreadsheet formula
     faults_by_reason: dict[str, int] = field(default_factory=dict)
 
     def count_import(self, sent: int, faulted: dict[str, str]) -> None:
@@ -65,7 +67,8 @@ class LoadCounts:
             self.faults_by_reason[reason] = self.faults_by_reason.get(reason, 0) + 1
 
     def add(self, other: "LoadCounts") -> None:
-        for name in ("sent", "imported", "faulted", "removed", "email_changes", "unchanged", "withdrawn"):
+        for name in ("sent", "imported", "faulted", "removed", "email_changes", "unchanged", "withdrawn",
+                     "neutralised"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for reason, n in other.faults_by_reason.items():
             self.faults_by_reason[reason] = self.faults_by_reason.get(reason, 0) + n
@@ -96,16 +99,19 @@ def plan_book(wanted: pd.DataFrame, sent: pd.DataFrame) -> BookPlan:
                     unchanged=int((~send).sum()))
 
 
-def import_rows(frame: pd.DataFrame, fields: list[str], slice_rows: int = 50_000) -> Iterator[dict[str, Any]]:
-    """The import file's rows for `frame`'s contacts: Email, then each data field ('' where it has no value).
-    Missing values are blanked column by column, a slice of rows at a time (so a book's columns are never
-    copied whole)."""
+def import_rows(frame: pd.DataFrame, fields: list[str], guard: FormulaGuard | None = None,
+                slice_rows: int = 50_000) -> Iterator[dict[str, Any]]:
+    """The import file's rows for `frame`'s contacts: Email, then each data field ('' where it has no value), the
+    text that `guard` keeps from being read as a formula behind a quote (formulas.py). Missing values are blanked
+    column by column, a slice of rows at a time (so a book's columns are never copied whole)."""
     columns = ["Email", *fields]
     for start in range(0, len(frame), slice_rows):
         part = frame.iloc[start:start + slice_rows]
         values = [part["email"].to_numpy(dtype=object)]
         for name in fields:
             column = part[name].to_numpy(dtype=object)
+            if guard is not None:
+                column = guard.column(name, column)
             values.append(np.where(pd.isna(column), "", column))
         for row in zip(*values, strict=True):
             yield dict(zip(columns, row, strict=True))
@@ -138,9 +144,11 @@ def _record_imports(store: StateStore, account: str, book: int, run_id: str, out
 
 
 def load_book(client: DotdigitalClient, store: StateStore, account: str, book: int, wanted: pd.DataFrame,
-              fields: list[str], run_id: str, scope: frozenset[str] | None = None) -> LoadCounts:
+              fields: list[str], run_id: str, scope: frozenset[str] | None = None,
+              formula_fields: frozenset[str] = frozenset()) -> LoadCounts:
     """Bring one address book in line with `wanted`, for the addresses in `scope` (None: all of them); record
-    what was done and return the counts.
+    what was done and return the counts. Values of the `formula_fields` that begin like a spreadsheet formula
+    are sent behind a quote.
 
     While the book's load is under way it is marked so: the members sent are saved while Dotdigital imports
     them, and a load that never ends leaves book_member ahead of the book, so the next load settles the members
@@ -154,8 +162,10 @@ def load_book(client: DotdigitalClient, store: StateStore, account: str, book: i
     send, withdrawn = _without_late_unsubscribes(store, account, book, plan.send)
     counts = LoadCounts(unchanged=plan.unchanged, withdrawn=withdrawn)
     counts.email_changes = _change_emails(client, store, account, book, plan.moved)
-    faulted = _import_while_saving(client, store, account, book, send, fields, run_id)
+    guard = FormulaGuard(formula_fields)
+    faulted = _import_while_saving(client, store, account, book, send, fields, run_id, guard)
     counts.count_import(len(send), faulted)
+    counts.neutralised = guard.neutralised
     _record_faults(store, account, book, send, faulted, run_id)
     _put_back(store, account, book, before, faulted)
     store.books.end_load(account, book)
@@ -186,7 +196,7 @@ def _change_emails(client: DotdigitalClient, store: StateStore, account: str, bo
 
 
 def _import_while_saving(client: DotdigitalClient, store: StateStore, account: str, book: int, send: pd.DataFrame,
-                         fields: list[str], run_id: str) -> dict[str, str]:
+                         fields: list[str], run_id: str, guard: FormulaGuard) -> dict[str, str]:
     """Import `send` into the book while a thread saves it as the book's members; record the imports and return
     the addresses Dotdigital refused, with its reasons."""
     if send.empty:
@@ -198,7 +208,7 @@ def _import_while_saving(client: DotdigitalClient, store: StateStore, account: s
                               (BookMember(*row) for row in saved.itertuples(index=False, name=None)), run_id)
         del saved  # the save holds it until it is done
         try:
-            result = client.import_contacts(book, import_rows(send, fields), ["Email", *fields])
+            result = client.import_contacts(book, import_rows(send, fields, guard), ["Email", *fields])
         except ImportFailed as failed:
             _record_imports(store, account, book, run_id, failed.completed)
             store.record_import(ImportJob(failed.import_id, account, book, failed.import_status, failed.rows,
@@ -292,7 +302,11 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
     scope = Scope.from_attr(audience_contacts.attrs[SCOPE_ATTR]) if SCOPE_ATTR in audience_contacts.attrs else None
     counts = LoadCounts()
     with state.open() as store:
-        with dataverse.client() as crm, email_account(crm, account_id).dotdigital(dotdigital) as client:
+        with dataverse.client() as crm:
+            account = email_account(crm, account_id)
+        with account.dotdigital(dotdigital) as client:
+            # the fields' types as Dotdigital holds them: a value is stored as text when its field is a String
+            formula_fields = text_fields(client.data_fields()) if account.formula_protection else frozenset()
             throughput = client.import_throughput  # what earlier runs learned plans this run's import polls
             throughput.bytes_per_second = store.import_throughput(account_id)
             try:
@@ -302,7 +316,7 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
                     def load_rows(book: int, rows: np.ndarray) -> LoadCounts:
                         # a book's rows are copied out when its load starts, not every book's at once
                         return load_book(client, store, account_id, book, audience_contacts.iloc[rows], fields,
-                                         context.run.run_id, None if scope is None else scope.keys)
+                                         context.run.run_id, None if scope is None else scope.keys, formula_fields)
 
                     loads = [pool.submit(load_rows, book, rows_of.get(list_id, NO_ROWS))
                              for list_id, book in sorted(address_books.items())]
@@ -327,6 +341,7 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
         "rows_removed": dg.MetadataValue.int(counts.removed),
         "email_changes": dg.MetadataValue.int(counts.email_changes),
         "rows_withdrawn": dg.MetadataValue.int(counts.withdrawn),
+        "values_neutralised": dg.MetadataValue.int(counts.neutralised),
         **({"cursor": dg.MetadataValue.text(scope.upto)} if scope is not None else {}),
         "faults_by_reason": dg.MetadataValue.json(counts.faults_by_reason),
         "dotdigital_calls": dg.MetadataValue.int(calls_made(calls)),

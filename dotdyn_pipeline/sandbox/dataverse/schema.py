@@ -143,6 +143,8 @@ TABLES: tuple[Table, ...] = (
            _c("esc_apiuser", doc="the Dotdigital API user"),
            _c("esc_secretname", doc="environment variable holding the API password"),
            _c("esc_transport", max_length=10, doc="rest or soap"), _c("esc_isdefault", "Boolean"),
+           _c("esc_csvformulaprotection", "Boolean",
+              doc="text values that begin like a spreadsheet formula are sent with a leading ' (empty: on)"),
            keys=[("esc_apiuser",)], description="One Dotdigital account; one partition."),
     _table("esc_emailcampaign", "esc_emailcampaigns", "esc_name", _c("esc_name", max_length=255), _ACCOUNT,
            _c("esc_dotdigitalcampaignid", "Integer"), _c("esc_campaignid", "Lookup", "campaign"),

