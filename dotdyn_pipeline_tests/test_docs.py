@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from dotdyn_pipeline.sandbox.dataverse.schema import markdown
+from dotdyn_pipeline.solution.schema import markdown
 from dotdyn_pipeline.settings import PROJECT_ROOT
 
 DOCS = PROJECT_ROOT / "docs"

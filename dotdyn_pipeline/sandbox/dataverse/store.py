@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dotdyn_pipeline.sandbox.dataverse.errors import duplicate
-from dotdyn_pipeline.sandbox.dataverse.schema import TYPES, Column, Table
+from dotdyn_pipeline.sandbox.dataverse.schema import SQL_TYPES, Column, Table
 
 ROWID, VERSION = "_rowid", "_version"
 
@@ -86,7 +86,7 @@ class Store:
             columns = [f"{q(ROWID)} INTEGER PRIMARY KEY", f"{q(VERSION)} INTEGER NOT NULL DEFAULT 0"]
             for column in table.columns:
                 if column.name != "versionnumber":
-                    columns.append(f"{q(column.name)} {TYPES[column.type][1]}")
+                    columns.append(f"{q(column.name)} {SQL_TYPES[column.type]}")
                 if type_column(column):
                     columns.append(f"{q(type_column(column))} TEXT")
             self.db.execute(f"CREATE TABLE {q(table.logical_name)} ({', '.join(columns)})")

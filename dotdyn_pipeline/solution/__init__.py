@@ -1,0 +1,1 @@
+"""The Dynamics solution: defined in schema.py, installed by provision.py."""
