@@ -68,10 +68,13 @@ class Table:
     system: bool = True  # has createdon, modifiedon, versionnumber, statecode, statuscode
     description: str = ""
     display_name: str = ""
+    schema_name: str = ""  # empty: the logical name (the solution's tables are named in lower case)
     by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
     by_web_name: dict[str, Column] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "schema_name", self.schema_name or STANDARD_SCHEMA_NAMES.get(
+            self.logical_name, self.logical_name))
         object.__setattr__(self, "by_name", {c.name: c for c in self.columns})
         object.__setattr__(self, "by_web_name", {c.web_name: c for c in self.columns})
 
@@ -103,8 +106,20 @@ class Role:
     grants: tuple[Grant, ...]
 
     def privileges(self) -> dict[str, str]:
-        """Privilege name (`prvReadesc_emailaccount`) -> depth, as Dataverse names a table's privileges."""
-        return {f"prv{right}{grant.table}": grant.depth for grant in self.grants for right in grant.rights}
+        """Privilege name (`prvReadesc_emailaccount`, `prvReadContact`) -> depth."""
+        return {privilege_name(right, grant.table): grant.depth for grant in self.grants for right in grant.rights}
+
+
+#: Schema names of the standard tables the solution touches (a table's privileges are named after it).
+STANDARD_SCHEMA_NAMES = {"contact": "Contact", "lead": "Lead", "account": "Account", "list": "List",
+                         "listmember": "ListMember", "campaign": "Campaign"}
+#: The access rights every table has a privilege for, as Dataverse names them.
+RIGHTS = ("Create", "Read", "Write", "Delete", "Append", "AppendTo", "Assign", "Share")
+
+
+def privilege_name(right: str, logical_name: str) -> str:
+    """Dataverse's name of the privilege for `right` on a table: `prv` + right + the table's schema name."""
+    return f"prv{right}{STANDARD_SCHEMA_NAMES.get(logical_name, logical_name)}"
 
 
 def label(name: str) -> str:
@@ -280,7 +295,7 @@ EXTENSIONS: dict[str, tuple[Column, ...]] = {
 
 #: Standard tables the pipeline reads incrementally: change tracking must be on for them too.
 TRACKED_STANDARD_TABLES = ("contact", "lead", "account", "list", "listmember")
-#: Standard tables the pipeline reads (people and lists) and writes (consent: unsubscribe flags, list members).
+#: Standard tables the pipeline reads and writes (consent: unsubscribe flags; list members, governed by `list`).
 _PEOPLE = ("contact", "lead", "account")
 _ALL_RIGHTS = ("Create", "Read", "Write", "Delete", "Append", "AppendTo")
 
@@ -292,8 +307,7 @@ def _on_solution(rights: tuple[str, ...]) -> tuple[Grant, ...]:
 ROLES: tuple[Role, ...] = (
     Role("Email Campaign Connector Service", "The application user the pipeline signs in as.",
          _on_solution(_ALL_RIGHTS) + tuple(Grant(t, ("Read", "Write", "Append", "AppendTo")) for t in _PEOPLE)
-         + (Grant("list", ("Read", "Write", "Append", "AppendTo")), Grant("listmember", ("Read", "Delete")),
-            Grant("campaign", ("Read", "AppendTo")))),
+         + (Grant("list", ("Read", "Write", "Append", "AppendTo")), Grant("campaign", ("Read", "AppendTo")))),
     Role("Email Marketing Manager", "Manages accounts, lists and mappings, syncs and sends.",
          _on_solution(_ALL_RIGHTS)),
     Role("Email Marketing Professional", "Manages lists and mappings and syncs; cannot send.",
