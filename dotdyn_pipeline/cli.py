@@ -16,6 +16,7 @@ BENCHMARKS: dict[str, str] = {
     "audience": "dotdyn_pipeline.bench.audience",
     "engagement": "dotdyn_pipeline.bench.engagement",
     "consent": "dotdyn_pipeline.bench.consent",
+    "provision": "dotdyn_pipeline.bench.provision",
 }
 
 
@@ -57,7 +58,13 @@ def _dev(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from dotdyn_pipeline.doctor import run_doctor
 
-    return run_doctor()
+    return run_doctor(as_json=args.json)
+
+
+def _provision(args: argparse.Namespace) -> int:
+    from dotdyn_pipeline.solution.provision import run_command
+
+    return run_command(dry_run=args.dry_run, as_json=args.json, key_timeout=args.key_timeout)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -81,7 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(handler=_dev)
 
+    provision = commands.add_parser("provision", help="create the solution's tables, columns, keys and roles in "
+                                                      "the organisation (what exists is left as it is)")
+    provision.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    provision.add_argument("--json", action="store_true", help="end with one JSON line: changes, created, ...")
+    provision.add_argument("--key-timeout", type=float, default=600.0,
+                           help="seconds to wait for the alternate keys' indexes to become Active")
+    provision.set_defaults(handler=_provision)
+
     doctor = commands.add_parser("doctor", help="check the configuration and the stores it names")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object with the checks")
     doctor.set_defaults(handler=_doctor)
 
     sandbox = commands.add_parser("sandbox", help="local stand-ins for Entra ID, Dataverse and Dotdigital")
