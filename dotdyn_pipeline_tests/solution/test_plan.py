@@ -59,7 +59,8 @@ def test_a_bare_organisation_gets_everything_in_dependency_order():
     columns = {c.name for c in changes if c.kind == "column"}
     assert "esc_emailaccount.esc_isdefault" in columns and "list.esc_activatedforemail" in columns
     assert "esc_emailaccount.esc_name" not in columns  # the primary name comes with its table
-    made_with_tables = {f"{t.logical_name}.{c}" for t in schema.TABLES for c in (t.primary_key, "statecode", "createdon")}
+    made_with_tables = {f"{t.logical_name}.{c}" for t in schema.TABLES
+                        for c in (t.primary_key, "statecode", "createdon")}
     assert not columns & made_with_tables
 
 
