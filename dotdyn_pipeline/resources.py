@@ -39,6 +39,9 @@ class DataverseResource(dg.ConfigurableResource):
     client_id: str
     client_secret: str
     ca_bundle: str | None = None
+    api_version: str = "v9.2"
+    change_tracking: bool = True
+    token_scope: str | None = None
     max_page_size: int = 5000
     max_concurrency: int = 4
 
@@ -46,8 +49,9 @@ class DataverseResource(dg.ConfigurableResource):
         """A new client; the caller closes it."""
         return DataverseClient(DataverseConfig(
             org_url=self.org_url, authority=self.authority, client_id=self.client_id,
-            client_secret=self.client_secret, ca_bundle=self.ca_bundle or None, max_page_size=self.max_page_size,
-            max_concurrency=self.max_concurrency))
+            client_secret=self.client_secret, ca_bundle=self.ca_bundle or None, api_version=self.api_version,
+            change_tracking=self.change_tracking, token_scope=self.token_scope or None,
+            max_page_size=self.max_page_size, max_concurrency=self.max_concurrency))
 
 
 class MissingSecret(RuntimeError):
@@ -108,7 +112,8 @@ def resources() -> dict[str, dg.ConfigurableResource]:
         "dataverse": DataverseResource(
             org_url=dg.EnvVar("DOTDYN_DATAVERSE_URL"), authority=dg.EnvVar("DOTDYN_AUTHORITY"),
             client_id=dg.EnvVar("DOTDYN_CLIENT_ID"), client_secret=dg.EnvVar("DOTDYN_CLIENT_SECRET"),
-            ca_bundle=settings.ca_bundle),
+            ca_bundle=settings.ca_bundle, api_version=settings.dataverse_api_version,
+            change_tracking=settings.dataverse_change_tracking, token_scope=settings.token_scope),
         "dotdigital": DotdigitalResource(base_url=settings.dotdigital_url, ca_bundle=settings.ca_bundle,
                                          secret_prefix=settings.secret_prefix,
                                          secret_names=sorted(settings.secret_names)),

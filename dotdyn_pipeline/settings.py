@@ -6,7 +6,8 @@ PostgreSQL database: Dagster through dagster-postgres, the state store in its ow
 
 The organisation's sign-in (`DOTDYN_DATAVERSE_URL`, `DOTDYN_AUTHORITY`, `DOTDYN_CLIENT_ID`,
 `DOTDYN_CLIENT_SECRET`) is not read here: resources receive it as Dagster `EnvVar`s, resolved when a run starts,
-so that its values never appear in the UI. docs/configuration.md lists every variable.
+so that its values never appear in the UI; how the organisation's Web API is spoken to (its version, change
+tracking, the token's scope) is. docs/configuration.md lists every variable.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
+from dotdyn_pipeline.connectors.dataverse.versions import check_version
 from dotdyn_pipeline.connectors.dotdigital.config import DEFAULT_BASE_URL
 
 #: The checkout the code location runs from: holds dagster.yaml, workspace.yaml and sql/.
@@ -62,6 +64,20 @@ def _cron(text: str) -> str:
     return text
 
 
+def _switch(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise ValueError("must be on or off")
+    return text == "on"
+
+
+def _scope(text: str) -> str | None:
+    if not text:
+        return None  # the client's default, {DOTDYN_DATAVERSE_URL}/.default
+    if len(text.split()) != 1 or not text.isprintable():
+        raise ValueError("must be one scope, such as https://crm.contoso.com/.default, without spaces")
+    return text
+
+
 def _secret_prefix(text: str) -> str:
     if not _VARIABLE_NAME.fullmatch(text):
         raise ValueError("must be the start of an environment variable's name (letters, digits and _)")
@@ -100,6 +116,9 @@ class Settings:
     max_string_length: int
     secret_prefix: str
     secret_names: frozenset[str]
+    dataverse_api_version: str
+    dataverse_change_tracking: bool
+    token_scope: str | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +149,9 @@ class Settings:
             max_string_length=read("DOTDYN_MAX_STRING_LENGTH", "255", _number(int, 1)),
             secret_prefix=read("DOTDYN_SECRET_PREFIX", DEFAULT_SECRET_PREFIX, _secret_prefix),
             secret_names=read("DOTDYN_SECRET_NAMES", "", _secret_names),
+            dataverse_api_version=read("DOTDYN_DATAVERSE_API_VERSION", "v9.2", check_version),
+            dataverse_change_tracking=read("DOTDYN_DATAVERSE_CHANGE_TRACKING", "on", _switch),
+            token_scope=read("DOTDYN_TOKEN_SCOPE", "", _scope),
         )
 
     @property

@@ -1,7 +1,11 @@
 """Access tokens for the Dataverse Web API from msal's ConfidentialClientApplication (client credentials).
 
-The authority and the CA bundle are configuration, so the same code talks to Entra ID and to any
-OpenID-compliant stand-in. The token is kept here and renewed ahead of its expiry; after a 401 the client
+The authority and the CA bundle are configuration, so the same code talks to Entra ID, to AD FS (2019 or later)
+and to any OpenID-compliant stand-in. msal tells them apart by the authority's first path segment: for AD FS
+(`https://adfs.contoso.com/adfs`) it reads `{authority}/.well-known/openid-configuration`, for Entra ID
+`{authority}/v2.0/.well-known/openid-configuration`, and posts to the token endpoint the document names. Either
+is asked for one scope, `{org_url}/.default` unless configured otherwise (an AD FS farm may know the Web API
+by another identifier). The token is kept here and renewed ahead of its expiry; after a 401 the client
 calls `invalidate()` and the next `token()` asks the authority again. Sign-in is retried like any other call:
 a throttled or unavailable authority (OpenID discovery or the token endpoint: 429, 5xx, a transient AADSTS
 error, a dropped connection) is asked again after its Retry-After, or with backoff, within the retry policy.
@@ -111,14 +115,26 @@ class _MsalTransport(httpx.Client):
         return Retry(f"sign_in_unavailable: HTTP {self.last_status}", after=after)
 
 
-class MsalTokenSource:
-    """Client-credentials tokens for `{org_url}/.default`, cached and renewed before they expire."""
+def is_adfs(authority: str) -> bool:
+    """Whether msal takes `authority` for AD FS: its path's first segment is `adfs`."""
+    return urlsplit(authority).path.strip("/").split("/")[0].lower() == "adfs"
 
-    def __init__(self, credentials: ClientCredentials, org_url: str, *, ca_bundle: str | None = None,
-                 counter: CallCounter | None = None, clock: Callable[[], float] = time.time,
-                 retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+
+def discovery_url(authority: str) -> str:
+    """Where msal reads the OpenID configuration of `authority` (AD FS has no `/v2.0`)."""
+    base = authority.rstrip("/")
+    return f"{base}{'' if is_adfs(base) else '/v2.0'}/.well-known/openid-configuration"
+
+
+class MsalTokenSource:
+    """Client-credentials tokens for `scope` (default `{org_url}/.default`), cached and renewed before they expire."""
+
+    def __init__(self, credentials: ClientCredentials, org_url: str, *, scope: str | None = None,
+                 ca_bundle: str | None = None, counter: CallCounter | None = None,
+                 clock: Callable[[], float] = time.time, retry: RetryPolicy | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._credentials, self._ca_bundle = credentials, ca_bundle
-        self._scopes = [org_url.rstrip("/") + "/.default"]
+        self._scopes = [scope or org_url.rstrip("/") + "/.default"]
         self._counter = counter or CallCounter()
         self._clock = clock
         self._retry, self._sleep = retry or RetryPolicy(), sleep
@@ -178,11 +194,10 @@ class MsalTokenSource:
             result: dict[str, Any] = self._application().acquire_token_for_client(scopes=self._scopes)
         except httpx.TransportError as exc:
             return Retry(f"sign_in_unreachable: {type(exc).__name__}")
-        except (ValueError, httpx.HTTPStatusError, MsalServiceError) as exc:
+        except (ValueError, KeyError, httpx.HTTPStatusError, MsalServiceError) as exc:
             if self._http is not None and (retry := self._http.transient()) is not None:
                 return retry
-            raise DataverseAuthError(f"token authority {self._credentials.authority}: "
-                                     f"{scrub(str(exc), self.secrets())}") from None
+            raise DataverseAuthError(self._refusal(exc)) from None
         if "access_token" not in result:
             message = f"{result.get('error', 'no token')}: {result.get('error_description', '')}".strip()
             retry = self._http.transient() if self._http is not None else None
@@ -195,6 +210,16 @@ class MsalTokenSource:
         self._renew_at = renewal_time(started, float(result.get("expires_in") or 0))
         return None
 
+    def _refusal(self, exc: Exception) -> str:
+        """What went wrong, for the error: an unusable OpenID configuration names where it was asked for."""
+        authority = self._credentials.authority
+        status = self._http.last_status if self._http is not None else None
+        if self._app is None and status is not None:  # msal's constructor read the discovery document
+            return (f"the authority {authority} gave no usable OpenID configuration at {discovery_url(authority)} "
+                    f"(HTTP {status}): an Entra ID authority is https://login.microsoftonline.com/<tenant id>, "
+                    "an AD FS one https://<AD FS host>/adfs")
+        return f"token authority {authority}: {scrub(str(exc), self.secrets())}"
+
     def _application(self) -> msal.ConfidentialClientApplication:
         # Built on first use: msal fetches the authority's OpenID configuration in its constructor.
         if self._app is None:
@@ -205,7 +230,7 @@ class MsalTokenSource:
             self._app = msal.ConfidentialClientApplication(
                 self._credentials.client_id,
                 client_credential=self._credentials.msal_credential(),
-                authority=self._credentials.authority,
+                authority=self._credentials.authority.rstrip("/"),  # msal keeps a trailing / in its discovery URL
                 instance_discovery=host in MICROSOFT_AUTHORITY_HOSTS,
                 http_client=self._http,
             )

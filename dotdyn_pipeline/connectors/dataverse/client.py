@@ -30,6 +30,7 @@ from dotdyn_pipeline.connectors.dataverse.errors import (
     parse_error_body,
     scrub,
 )
+from dotdyn_pipeline.connectors.dataverse.versions import check_version, has_bulk_messages
 from dotdyn_pipeline.connectors.http import (
     CallCounter,
     RetriesExhausted,
@@ -56,12 +57,20 @@ class DataverseConfig:
     private_key: str | None = field(default=None, repr=False)  # PEM, with `thumbprint`, instead of a secret
     thumbprint: str | None = None
     ca_bundle: str | None = None  # CA file to trust instead of the system's (the sandbox's CA)
-    api_version: str = "v9.2"
+    api_version: str = "v9.2"  # one of versions.API_VERSIONS; what an older one lacks is not asked for
+    change_tracking: bool = True  # False: every table is read by its modifiedon watermark, never by delta links
+    token_scope: str | None = None  # what the token is asked for; None: `{org_url}/.default`
     max_page_size: int = 5000  # the service's maximum
     max_concurrency: int = 4  # bulk requests in flight at once
     batch_size: int = 1000  # records per $batch / UpsertMultiple request (the $batch cap is 1000)
     timeout: float = 120.0  # the service's own limit per operation is about two minutes
     retry: RetryPolicy = RetryPolicy()
+
+    def __post_init__(self) -> None:
+        try:
+            check_version(self.api_version)
+        except ValueError as error:
+            raise ValueError(f"api_version={self.api_version!r}: {error}") from None
 
     @property
     def api_root(self) -> str:
@@ -152,8 +161,9 @@ class DataverseClient:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
         self.counter = counter or CallCounter()
-        self._tokens = tokens or MsalTokenSource(config.credentials(), config.org_url, ca_bundle=config.ca_bundle,
-                                                 counter=self.counter, retry=config.retry, sleep=sleep)
+        self._tokens = tokens or MsalTokenSource(config.credentials(), config.org_url, scope=config.token_scope,
+                                                 ca_bundle=config.ca_bundle, counter=self.counter,
+                                                 retry=config.retry, sleep=sleep)
         self._http = httpx.Client(
             base_url=config.api_root, verify=tls_verify(config.ca_bundle), timeout=config.timeout, transport=transport,
             headers={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"})
@@ -215,7 +225,10 @@ class DataverseClient:
         return found
 
     def supports_upsert_multiple(self, logical_name: str) -> bool:
-        """Whether the table has the UpsertMultiple message (its sdkmessagefilter exists), cached."""
+        """Whether the table has the UpsertMultiple message (its sdkmessagefilter exists), cached. A Web API
+        version older than the bulk messages has it for no table, and is not asked."""
+        if not has_bulk_messages(self.config.api_version):
+            return False
         with self._lock:
             if logical_name in self._upsert_multiple:
                 return self._upsert_multiple[logical_name]
@@ -241,11 +254,11 @@ class DataverseClient:
         """Rows changed since `cursor` (a previous read's `cursor`; None reads everything).
 
         Tables with change tracking are read through delta links; a delta link the service refuses
-        (expired, or for other columns) falls back to a full read. Other tables use a `modifiedon`
-        watermark.
+        (expired, or for other columns) falls back to a full read. Other tables, and every table when the
+        configuration turns change tracking off, use a `modifiedon` watermark.
         """
         info, columns = self.entity(entity), list(select)
-        if info.change_tracking:
+        if info.change_tracking and self.config.change_tracking:
             return self._delta_read(info, columns, cursor)
         return self._watermark_read(info, columns, cursor)
 
@@ -290,15 +303,15 @@ class DataverseClient:
             result.resume = body.get("@odata.nextLink")
             yield _split_deletions(body["value"]) if result.mode == "delta" else ChangePage(body["value"])
         if result.cursor is None:
-            raise DataverseError(f"{info.entity_set}: change tracking is on but no delta link came back",
-                                 code="NoDeltaLink")
+            raise DataverseError(f"{info.entity_set}: change tracking is on but no delta link came back (a Web API "
+                                 "that offers none is read with change tracking turned off)", code="NoDeltaLink")
 
     def _watermark_read(self, info: EntityInfo, select: list[str], cursor: str | None) -> ChangeRead:
         """Rows with `modifiedon` at or after the watermark (all rows without one), oldest first."""
         since = cursor[len(WATERMARK):] if cursor and cursor.startswith(WATERMARK) else None
         result = ChangeRead(mode="watermark", cursor=cursor) if since else ChangeRead(mode="full")
         if cursor and not since:
-            result.fallback = "the table has no change tracking; the cursor was a delta link"
+            result.fallback = "the table is not read by change tracking; the cursor was a delta link"
         columns = select if "modifiedon" in select else [*select, "modifiedon"]
         url = f"{info.entity_set}?" + odata.query(
             columns, filter=f"modifiedon ge {since}" if since else None,
@@ -325,7 +338,7 @@ class DataverseClient:
                     atomic: bool = False) -> list[RecordOutcome]:
         """Create or update `rows` by `key_columns` (the primary key, or an alternate key's columns).
 
-        Uses UpsertMultiple where the table supports it, else `$batch`; either way in chunks of
+        Uses UpsertMultiple where the Web API version and the table support it, else `$batch`; either way in chunks of
         `batch_size`, `max_concurrency` at a time. When an UpsertMultiple chunk fails (the service rolls it
         back whole), the chunk is sent again as a `$batch` so each record gets its own outcome. With
         `atomic`, each `$batch` chunk is one change set: all of it is written or none.
