@@ -22,6 +22,7 @@ from starlette.responses import Response
 from dotdyn_pipeline.sandbox.context import SandboxContext, Service
 from dotdyn_pipeline.sandbox.dataverse.api import Api
 from dotdyn_pipeline.sandbox.dataverse.batch import BatchRunner
+from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.control import control_routes
 from dotdyn_pipeline.sandbox.dataverse.errors import (
     REQUESTS_LIMIT,
@@ -32,7 +33,7 @@ from dotdyn_pipeline.sandbox.dataverse.errors import (
 )
 from dotdyn_pipeline.sandbox.dataverse.messages import ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.query import ChangeTracking, CollectionReader, Signer
-from dotdyn_pipeline.sandbox.dataverse.schema import TABLES, untracked
+from dotdyn_pipeline.sandbox.dataverse.schema import organisation_tables, tracked
 from dotdyn_pipeline.sandbox.dataverse.seed import Plan, seed
 from dotdyn_pipeline.sandbox.dataverse.store import Store
 from dotdyn_pipeline.sandbox.faults import FaultRule
@@ -62,16 +63,17 @@ def build(ctx: SandboxContext) -> Service:
     option = settings.option
     org_url = ctx.urls["dataverse"]
     api_url = org_url + API_ROOT
-    tracked = {t.logical_name for t in TABLES if t.system} - untracked(settings.options)
-    store = Store(ctx.directory / "dataverse.sqlite", TABLES)
+    tables = organisation_tables()
+    catalog = Catalog(tables, tracked(tables, settings.options))
+    store = Store(ctx.directory / "dataverse.sqlite", tables)
     plan = Plan(settings.seed, settings.contacts, settings.leads, settings.accounts, settings.email_accounts)
-    counts = seed(store, plan, ctx.accounts, settings.days, tracked,
+    counts = seed(store, catalog, plan, ctx.accounts, settings.days,
                   int(option("dataverse.seed_workers", str(min(2, os.cpu_count() or 1)))))
     print(f"dataverse: seeded {counts}", flush=True)
-    tracking = ChangeTracking(tracked, float(option("dataverse.delta_token_max_age", str(7 * 86_400))),
+    tracking = ChangeTracking(catalog, float(option("dataverse.delta_token_max_age", str(7 * 86_400))),
                               option("dataverse.untracked_track_changes", "ignore"))
     reader = CollectionReader(store, Signer(secrets.token_bytes(32)), tracking, api_url)
-    api = Api(store, reader, api_url, tracked, record_id(settings.seed, "organization", 0), ctx.client_id)
+    api = Api(store, catalog, reader, api_url, record_id(settings.seed, "organization", 0), ctx.client_id)
     batch = BatchRunner(store, api.handle)
     tokens = token_issuer(ctx)
     challenge = (f"Bearer authorization_uri={authority(ctx)}/oauth2/authorize, resource_id={org_url}/")
@@ -124,5 +126,5 @@ def build(ctx: SandboxContext) -> Service:
         await Response(response.body, response.status, response.headers)(scope, receive, send)
 
     return Service(name="dataverse", app=app, render_fault=render_fault,
-                   control_routes=control_routes(store, tracking, settings.seed),
+                   control_routes=control_routes(store, catalog, tracking, settings.seed),
                    contract={"dataverse_url": org_url}, on_shutdown=store.close)

@@ -6,14 +6,15 @@ import json
 from typing import Any
 
 from dotdyn_pipeline.sandbox.dataverse import metadata
+from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request, segment_not_found
-from dotdyn_pipeline.sandbox.dataverse.lists import LIST, Memberships
+from dotdyn_pipeline.sandbox.dataverse.lists import Memberships
 from dotdyn_pipeline.sandbox.dataverse.messages import JSON_TYPE, ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.odata import parse_key, parse_select, split_segment
 from dotdyn_pipeline.sandbox.dataverse.query import CollectionReader
-from dotdyn_pipeline.sandbox.dataverse.schema import BY_LOGICAL, BY_SET, Table
+from dotdyn_pipeline.sandbox.dataverse.schema import Table
 from dotdyn_pipeline.sandbox.dataverse.store import ROWID, Store
-from dotdyn_pipeline.sandbox.dataverse.writes import Writer, table_of
+from dotdyn_pipeline.sandbox.dataverse.writes import Writer
 
 ACTION = "Microsoft.Dynamics.CRM."
 READ_ONLY_SETS = {"EntityDefinitions", "sdkmessagefilters"}
@@ -22,11 +23,11 @@ READ_ONLY_SETS = {"EntityDefinitions", "sdkmessagefilters"}
 class Api:
     """Dispatches one Web API request; errors come back as the documented error JSON."""
 
-    def __init__(self, store: Store, reader: CollectionReader, api_url: str, tracked: set[str],
+    def __init__(self, store: Store, catalog: Catalog, reader: CollectionReader, api_url: str,
                  organization_id: str, user_id: str) -> None:
-        self.store, self.reader, self.api_url, self.tracked = store, reader, api_url, tracked
-        self.writer = Writer(store, api_url)
-        self.lists = Memberships(store)
+        self.store, self.catalog, self.reader, self.api_url = store, catalog, reader, api_url
+        self.writer = Writer(store, catalog, api_url)
+        self.lists = Memberships(store, catalog)
         self.who_am_i = {"BusinessUnitId": organization_id, "UserId": user_id, "OrganizationId": organization_id}
 
     def handle(self, request: ApiRequest) -> ApiResponse:
@@ -39,16 +40,16 @@ class Api:
     def _route(self, request: ApiRequest) -> ApiResponse:
         path, method = request.path.strip("/"), request.method
         if path == "" and method == "GET":
-            return ApiResponse.json(metadata.service_document(self.api_url))
+            return ApiResponse.json(metadata.service_document(self.catalog, self.api_url))
         if path == "$metadata" and method == "GET":
-            return ApiResponse(200, metadata.csdl(self.tracked).encode(), {"Content-Type": "application/xml"})
+            return ApiResponse(200, metadata.csdl(self.catalog).encode(), {"Content-Type": "application/xml"})
         if path == "WhoAmI" and method == "GET":
             return ApiResponse.json({"@odata.context": f"{self.api_url}/$metadata#Microsoft.Dynamics.CRM."
                                                        "WhoAmIResponse", **self.who_am_i})
         if path == "AddListMembersList" and method == "POST":
             return self._add_list_members_list(request)
         name, key, rest = split_segment(path)
-        table = table_of(name)
+        table = self.catalog.require_set(name)
         if table.entity_set in READ_ONLY_SETS and method != "GET":
             raise DataverseError(405, "0x80060888", f"The entity set '{table.entity_set}' is read-only.")
         if key is None:
@@ -76,7 +77,7 @@ class Api:
         method = request.method
         if table.entity_set == "EntityDefinitions":
             return self._definition(key, rest, request)
-        if rest.startswith(ACTION) and table is LIST and method == "POST":
+        if rest.startswith(ACTION) and table.logical_name == "list" and method == "POST":
             return self._member_action(self.writer.require(table, key), rest.removeprefix(ACTION), request)
         if rest:
             raise segment_not_found(rest)
@@ -121,13 +122,13 @@ class Api:
 
     def _after_write(self, table: Table, row: dict[str, Any]) -> None:
         if table.logical_name == "listmember" and row.get("listid"):
-            list_row = self.store.find(LIST, {"listid": row["listid"]})
+            list_row = self.store.find(self.catalog.table("list"), {"listid": row["listid"]})
             if list_row is not None:
                 self.lists.refresh_count(list_row)
 
     # -- metadata ----------------------------------------------------------------------------------------
     def _definition(self, key: dict[str, Any], rest: str, request: ApiRequest) -> ApiResponse:
-        definitions = BY_SET["EntityDefinitions"]
+        definitions = self.catalog.table("EntityDefinition")
         row = self.store.find(definitions, key)
         if row is None:
             name = key.get("LogicalName", key.get("MetadataId"))
@@ -135,7 +136,7 @@ class Api:
                                  "'Logical' was not found in the MetadataCache.")
         if rest == "":
             return self._single(definitions, row, request)
-        table = BY_LOGICAL[row["LogicalName"]]
+        table = self.catalog.table(row["LogicalName"])
         if rest not in ("Attributes", "Keys"):
             raise segment_not_found(rest)
         items = metadata.attributes(table) if rest == "Attributes" else metadata.keys(table)
@@ -181,7 +182,7 @@ class Api:
         """How a bulk target names its row: `@odata.id`, its primary key, or a whole alternate key."""
         if "@odata.id" in target:
             name, key, rest = split_segment(str(target["@odata.id"]).split("/api/data/v9.2/")[-1].lstrip("/"))
-            if BY_SET.get(name) is not table or key is None or rest:
+            if self.catalog.by_set(name) is not table or key is None or rest:
                 raise bad_request(f"The '@odata.id' '{target['@odata.id']}' does not name a {table.logical_name}.")
             return parse_key(table, key)
         values = self.writer.values(table, payload)
@@ -214,11 +215,11 @@ class Api:
                 body.get("Members"), list):
             raise bad_request("AddListMembersList needs 'List' (a list entity) and 'Members' (a collection).")
         list_ref = body["List"]
-        list_row = self.writer.require(LIST, {"listid": str(list_ref.get("listid", "")).lower()})
+        list_row = self.writer.require(self.catalog.table("list"), {"listid": str(list_ref.get("listid", "")).lower()})
         by_kind: dict[str, list[str]] = {}
         for member in body["Members"]:
             kind = str(member.get("@odata.type", "")).removeprefix("#").removeprefix(ACTION)
-            table = BY_LOGICAL.get(kind)
+            table = self.catalog.get(kind)
             if table is None or not isinstance(member.get(table.primary_key), str):
                 raise bad_request("Every member needs '@odata.type' (account, contact or lead) and its id.")
             by_kind.setdefault(kind, []).append(member[table.primary_key].lower())

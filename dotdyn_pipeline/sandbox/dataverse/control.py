@@ -21,12 +21,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request
 from dotdyn_pipeline.sandbox.dataverse.odata import compile_filter, parse_select
 from dotdyn_pipeline.sandbox.dataverse.query import ChangeTracking
-from dotdyn_pipeline.sandbox.dataverse.schema import BY_SET, Table
+from dotdyn_pipeline.sandbox.dataverse.schema import Table
 from dotdyn_pipeline.sandbox.dataverse.store import ROWID, Store, q, row_json_sql, type_column
-from dotdyn_pipeline.sandbox.dataverse.writes import convert, table_of
+from dotdyn_pipeline.sandbox.dataverse.writes import convert
 from dotdyn_pipeline.sandbox.people import record_id
 
 
@@ -51,7 +52,9 @@ def _stored_values(table: Table, body: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def control_routes(store: Store, tracking: ChangeTracking, seed: int) -> list[Route]:
+def control_routes(store: Store, catalog: Catalog, tracking: ChangeTracking, seed: int) -> list[Route]:
+    table_of = catalog.require_set
+
     def guarded(handler):
         async def endpoint(request: Request) -> Response:
             try:
@@ -61,7 +64,7 @@ def control_routes(store: Store, tracking: ChangeTracking, seed: int) -> list[Ro
         return endpoint
 
     async def stats(request: Request) -> JSONResponse:
-        tables = {t.entity_set: store.count(t, "1", []) for t in BY_SET.values()}
+        tables = {t.entity_set: store.count(t, "1", []) for t in catalog.tables()}
         return JSONResponse({"version": store.version, "tables": tables})
 
     async def list_rows(request: Request) -> Response:

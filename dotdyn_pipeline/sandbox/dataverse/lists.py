@@ -6,13 +6,12 @@ import hashlib
 import uuid
 from typing import Any
 
+from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.errors import bad_request, not_found
-from dotdyn_pipeline.sandbox.dataverse.schema import BY_LOGICAL
 from dotdyn_pipeline.sandbox.dataverse.store import Store, q
 
 #: list.createdfromcode -> the table its members come from.
 MEMBER_TYPES = {1: "account", 2: "contact", 4: "lead"}
-LIST, LISTMEMBER = BY_LOGICAL["list"], BY_LOGICAL["listmember"]
 
 
 def member_id(list_id: str, entity_id: str) -> str:
@@ -22,8 +21,8 @@ def member_id(list_id: str, entity_id: str) -> str:
 
 
 class Memberships:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, store: Store, catalog: Catalog) -> None:
+        self.store, self.catalog = store, catalog
 
     def member_type(self, list_row: dict[str, Any]) -> str:
         if list_row.get("type"):
@@ -40,14 +39,14 @@ class Memberships:
         expected = self.member_type(list_row)
         if kind != expected:
             raise bad_request(f"Members of type {kind} cannot be added to a list of {expected} members.")
-        table = BY_LOGICAL[kind]
+        table, listmember = self.catalog.table(kind), self.catalog.table("listmember")
         ids = []
         for entity_id in entity_ids:
             if self.store.find(table, {table.primary_key: entity_id}) is None:
                 raise not_found(kind, entity_id)
             membership = member_id(list_row["listid"], entity_id)
-            if self.store.find(LISTMEMBER, {"listmemberid": membership}) is None:
-                self.store.insert(LISTMEMBER, {"listmemberid": membership, "listid": list_row["listid"],
+            if self.store.find(listmember, {"listmemberid": membership}) is None:
+                self.store.insert(listmember, {"listmemberid": membership, "listid": list_row["listid"],
                                                "entityid": entity_id, "entityid@type": kind, "entitytype": kind})
             ids.append(membership)
         self.refresh_count(list_row)
@@ -55,13 +54,14 @@ class Memberships:
 
     def remove(self, list_row: dict[str, Any], entity_id: str) -> None:
         self.member_type(list_row)
-        row = self.store.find(LISTMEMBER, {"listmemberid": member_id(list_row["listid"], entity_id)})
+        listmember = self.catalog.table("listmember")
+        row = self.store.find(listmember, {"listmemberid": member_id(list_row["listid"], entity_id)})
         if row is not None:
-            self.store.delete(LISTMEMBER, row)
+            self.store.delete(listmember, row)
         self.refresh_count(list_row)
 
     def refresh_count(self, list_row: dict[str, Any]) -> None:
         count = self.store.db.execute(f"SELECT COUNT(*) FROM {q('listmember')} WHERE listid = ?",
                                       (list_row["listid"],)).fetchone()[0]
         if count != list_row.get("membercount"):
-            self.store.update(LIST, list_row, {"membercount": count})
+            self.store.update(self.catalog.table("list"), list_row, {"membercount": count})

@@ -6,40 +6,37 @@ import json
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from dotdyn_pipeline.sandbox.dataverse.schema import BULK_MESSAGES, TABLES, Column, Table
+from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
+from dotdyn_pipeline.sandbox.dataverse.schema import BULK_MESSAGES, Column, Table
 from dotdyn_pipeline.sandbox.people import record_id
-
-#: ObjectTypeCode of the standard tables (custom tables count up from 10000).
-TYPE_CODES = {"account": 1, "contact": 2, "lead": 4, "list": 4300, "listmember": 4301, "campaign": 4400}
-DATA_TABLES = [t for t in TABLES if t.system]
 
 
 def _schema_name(logical: str) -> str:
     return logical if logical.startswith("esc_") else logical.capitalize()
 
 
-def entity_definitions(tracked: set[str]) -> list[dict[str, Any]]:
+def entity_definitions(catalog: Catalog) -> list[dict[str, Any]]:
     """One EntityDefinitions row per data table."""
     rows = []
-    for number, table in enumerate(DATA_TABLES):
+    for number, table in enumerate(catalog.data_tables()):
         rows.append({
             "MetadataId": record_id(0, "entity", number), "LogicalName": table.logical_name,
             "SchemaName": _schema_name(table.logical_name), "EntitySetName": table.entity_set,
             "PrimaryIdAttribute": table.primary_key, "PrimaryNameAttribute": table.primary_name,
-            "ChangeTrackingEnabled": int(table.logical_name in tracked),
+            "ChangeTrackingEnabled": int(catalog.is_tracked(table.logical_name)),
             "CanChangeTrackingBeEnabled": json.dumps({"Value": True, "CanBeChanged": True,
                                                       "ManagedPropertyLogicalName": "canchangetrackingbeenabled"}),
             "IsCustomEntity": int(table.custom),
-            "ObjectTypeCode": TYPE_CODES.get(table.logical_name, 10_000 + number),
+            "ObjectTypeCode": catalog.type_code(table.logical_name),
         })
     return rows
 
 
-def message_filters() -> list[dict[str, Any]]:
+def message_filters(catalog: Catalog) -> list[dict[str, Any]]:
     """sdkmessagefilters rows: which tables support CreateMultiple, UpdateMultiple and UpsertMultiple."""
     return [{"sdkmessagefilterid": record_id(0, f"filter:{message}", number), "primaryobjecttypecode": t.logical_name,
              "sdkmessagename": message}
-            for number, t in enumerate(DATA_TABLES) if t.bulk_operations for message in BULK_MESSAGES]
+            for number, t in enumerate(catalog.data_tables()) if t.bulk_operations for message in BULK_MESSAGES]
 
 
 def attributes(table: Table) -> list[dict[str, Any]]:
@@ -82,18 +79,18 @@ def keys(table: Table) -> list[dict[str, Any]]:
              "KeyAttributes": list(key), "EntityKeyIndexStatus": "Active"} for number, key in enumerate(table.keys)]
 
 
-def service_document(api_url: str) -> dict[str, Any]:
+def service_document(catalog: Catalog, api_url: str) -> dict[str, Any]:
     return {"@odata.context": f"{api_url}/$metadata",
-            "value": [{"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set} for t in TABLES]}
+            "value": [{"name": t.entity_set, "kind": "EntitySet", "url": t.entity_set} for t in catalog.tables()]}
 
 
-def csdl(tracked: set[str]) -> str:
+def csdl(catalog: Catalog) -> str:
     """A compact CSDL document: entity types with keys and properties, entity sets, change-tracking annotations."""
     lines = ['<?xml version="1.0" encoding="utf-8"?>',
              '<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">',
              '<edmx:DataServices><Schema Namespace="Microsoft.Dynamics.CRM" Alias="mscrm" '
              'xmlns="http://docs.oasis-open.org/odata/ns/edm">']
-    for table in TABLES:
+    for table in catalog.tables():
         lines.append(f"<EntityType Name={quoteattr(table.logical_name)}><Key><PropertyRef "
                      f"Name={quoteattr(table.primary_key)} /></Key>")
         lines += [f"<Property Name={quoteattr(c.web_name)} Type={quoteattr(c.edm_type)} />" for c in table.columns
@@ -102,10 +99,10 @@ def csdl(tracked: set[str]) -> str:
                   for c in table.columns if c.is_lookup]
         lines.append("</EntityType>")
     lines.append('<EntityContainer Name="System">')
-    for table in TABLES:
+    for table in catalog.tables():
         annotation = ('<Annotation Term="Org.OData.Capabilities.V1.ChangeTracking"><Record><PropertyValue '
                       'Property="Supported" Bool="true" /></Record></Annotation>'
-                      if table.logical_name in tracked else "")
+                      if catalog.is_tracked(table.logical_name) else "")
         lines.append(f"<EntitySet Name={quoteattr(table.entity_set)} "
                      f"EntityType={quoteattr('Microsoft.Dynamics.CRM.' + table.logical_name)}>{annotation}</EntitySet>")
     lines.append("</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>")

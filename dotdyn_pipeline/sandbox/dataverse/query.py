@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.errors import CHANGE_TRACKING, DataverseError, bad_request
 from dotdyn_pipeline.sandbox.dataverse.messages import JSON_TYPE, ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.odata import compile_filter, parse_orderby, parse_select
@@ -54,9 +55,10 @@ class Signer:
 
 @dataclass
 class ChangeTracking:
-    """The change-tracking switches: which tables are tracked and how long a delta token lives."""
+    """The change-tracking switches: which tables are tracked (the catalog says) and how long a delta token
+    lives."""
 
-    tracked: set[str]
+    catalog: Catalog
     max_age: float  # seconds a delta token stays valid
     untracked_mode: str = "ignore"  # what `Prefer: odata.track-changes` does on an untracked table: ignore|error
     expired_before: float = 0.0  # delta tokens issued before this moment are expired (control route)
@@ -120,7 +122,7 @@ class CollectionReader:
                                                  for part in annotations.strip('"').split(","))
         select = parse_select(table, query.get("$select"))
         sql_json = row_json_sql(table, tuple(select) if select else None, lookup_names)
-        tracked = table.logical_name in self.tracking.tracked
+        tracked = self.tracking.catalog.is_tracked(table.logical_name)
         track = "odata.track-changes" in prefer
         if (track or "$deltatoken" in query) and not tracked:
             if "$deltatoken" in query or self.tracking.untracked_mode == "error":

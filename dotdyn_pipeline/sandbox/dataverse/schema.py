@@ -66,7 +66,6 @@ def with_solution(standard: Table) -> Table:
     own = standard.columns[:len(standard.columns) - len(solution.SYSTEM_COLUMNS)]
     return dataclasses.replace(standard, columns=(*own, *added, *solution.SYSTEM_COLUMNS))
 
-
 def organisation_tables(bare: bool = False) -> tuple[Table, ...]:
     """Every table of an organisation: with the solution installed, or (`bare`) Microsoft's tables only."""
     if bare:
@@ -74,16 +73,15 @@ def organisation_tables(bare: bool = False) -> tuple[Table, ...]:
     return (*(with_solution(t) for t in STANDARD_TABLES), *solution.TABLES, *PLATFORM_TABLES)
 
 
-TABLES: tuple[Table, ...] = organisation_tables()
-BY_SET: dict[str, Table] = {t.entity_set: t for t in TABLES}
-BY_LOGICAL: dict[str, Table] = {t.logical_name: t for t in TABLES}
 #: Navigation paths the filter accepts, mapped onto a column (the only one the discovery query needs).
 PATHS: dict[tuple[str, str], str] = {("sdkmessagefilter", "sdkmessageid/name"): "sdkmessagename"}
 BULK_MESSAGES = ("CreateMultiple", "UpdateMultiple", "UpsertMultiple")
 
 
-def untracked(options: dict[str, str]) -> set[str]:
-    """Logical names of the tables without change tracking (option `dataverse.untracked` overrides)."""
+def tracked(tables: tuple[Table, ...], options: dict[str, str]) -> set[str]:
+    """Logical names of the change-tracked tables (option `dataverse.untracked` names those without)."""
     if "dataverse.untracked" in options:
-        return {name.strip() for name in options["dataverse.untracked"].split(",") if name.strip()}
-    return {t.logical_name for t in TABLES if not t.change_tracking}
+        off = {name.strip() for name in options["dataverse.untracked"].split(",") if name.strip()}
+    else:
+        off = {t.logical_name for t in tables if not t.change_tracking}
+    return {t.logical_name for t in tables if t.system} - off

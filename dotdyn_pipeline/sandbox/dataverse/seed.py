@@ -18,8 +18,9 @@ from functools import lru_cache
 from typing import Any
 
 from dotdyn_pipeline.sandbox.dataverse import metadata
+from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.lists import member_id
-from dotdyn_pipeline.sandbox.dataverse.schema import BY_LOGICAL, Table
+from dotdyn_pipeline.sandbox.dataverse.schema import Table
 from dotdyn_pipeline.sandbox.dataverse.store import Store
 from dotdyn_pipeline.sandbox.people import CAMPAIGN_CODES, EmailAccount, Person, people, record_id
 
@@ -81,9 +82,9 @@ def _tuple(table: Table, row: dict[str, Any]) -> tuple:
     return tuple(row.get(name) for name in Store.stored_columns(table))
 
 
-def contact_chunk(plan: Plan, start: int, count: int) -> tuple[list[tuple], list[tuple]]:
+def contact_chunk(plan: Plan, contact: Table, listmember: Table, start: int,
+                  count: int) -> tuple[list[tuple], list[tuple]]:
     """Contacts `start..start+count` and their list memberships, as insert-ready tuples."""
-    contact, listmember = BY_LOGICAL["contact"], BY_LOGICAL["listmember"]
     contacts, members = [], []
     for p in people(plan.seed, "contact", count, start=start):
         i = p.index
@@ -109,17 +110,18 @@ def contact_chunk(plan: Plan, start: int, count: int) -> tuple[list[tuple], list
     return contacts, members
 
 
-def _chunks(plan: Plan, workers: int) -> Iterator[tuple[list[tuple], list[tuple]]]:
+def _chunks(plan: Plan, catalog: Catalog, workers: int) -> Iterator[tuple[list[tuple], list[tuple]]]:
     starts = range(0, plan.contacts, CHUNK)
+    tables = (catalog.table("contact"), catalog.table("listmember"))
     if workers <= 1 or plan.contacts <= 2 * CHUNK:
         for start in starts:
-            yield contact_chunk(plan, start, min(CHUNK, plan.contacts - start))
+            yield contact_chunk(plan, *tables, start, min(CHUNK, plan.contacts - start))
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending: list[Future] = []
         for start in starts:  # a bounded window of chunks in flight keeps memory flat
-            pending.append(pool.submit(contact_chunk, plan, start, min(CHUNK, plan.contacts - start)))
+            pending.append(pool.submit(contact_chunk, plan, *tables, start, min(CHUNK, plan.contacts - start)))
             if len(pending) > 2 * workers:
                 yield pending.pop(0).result()
         for future in pending:
@@ -150,13 +152,12 @@ def _other_people(plan: Plan, kind: str, count: int) -> Iterator[tuple[dict, lis
         yield row, members
 
 
-def _load_dicts(store: Store, logical: str, rows: list[dict]) -> None:
-    table = BY_LOGICAL[logical]
+def _load_dicts(store: Store, table: Table, rows: list[dict]) -> None:
     base = {"statecode": 0, "statuscode": 1, "createdon": _stamp(30, 0), "modifiedon": _stamp(30, 0)}
     store.load(table, (_tuple(table, {**base, **row}) for row in rows))
 
 
-def _setup_rows(plan: Plan, accounts: list[EmailAccount], days: int) -> dict[str, list[dict]]:
+def _setup_rows(plan: Plan, catalog: Catalog, accounts: list[EmailAccount], days: int) -> dict[str, list[dict]]:
     """Email accounts, lists, data labels, mappings, settings, CRM fields, campaigns and preferences."""
     rows: dict[str, list[dict]] = {name: [] for name in (
         "esc_emailaccount", "list", "esc_emailcampaigncustomfields", "esc_emaildatamapping",
@@ -202,7 +203,7 @@ def _setup_rows(plan: Plan, accounts: list[EmailAccount], days: int) -> dict[str
         rows["campaign"].append({"campaignid": record_id(plan.seed, "campaign", number), "name": name,
                                  "codename": code, "typecode": 1 + number % 3})
     for entity in ("contact", "lead", "account"):
-        for column in BY_LOGICAL[entity].columns[1:]:
+        for column in catalog.table(entity).columns[1:]:
             if column.type in ("String", "Boolean", "DateOnly", "DateTime", "Integer", "Picklist"):
                 rows["esc_crmfield"].append({
                     "esc_crmfieldid": record_id(plan.seed, f"crmfield:{entity}", len(rows["esc_crmfield"])),
@@ -212,12 +213,13 @@ def _setup_rows(plan: Plan, accounts: list[EmailAccount], days: int) -> dict[str
     return rows
 
 
-def seed(store: Store, plan: Plan, accounts: list[EmailAccount], days: int, tracked: set[str],
-         workers: int) -> dict[str, int]:
-    """Fill an empty store; returns the number of rows per table."""
+def seed(store: Store, catalog: Catalog, plan: Plan, accounts: list[EmailAccount], days: int,
+         workers: int, bulk_messages: bool = True) -> dict[str, int]:
+    """Fill an empty store; returns the number of rows per table (`bulk_messages`: the Web API version has
+    CreateMultiple, UpdateMultiple and UpsertMultiple, which sdkmessagefilters then lists)."""
     counts: dict[str, int] = {}
-    contact, listmember = BY_LOGICAL["contact"], BY_LOGICAL["listmember"]
-    for contacts, members in _chunks(plan, workers):
+    contact, listmember = catalog.table("contact"), catalog.table("listmember")
+    for contacts, members in _chunks(plan, catalog, workers):
         counts["contact"] = counts.get("contact", 0) + store.load(contact, contacts)
         counts["listmember"] = counts.get("listmember", 0) + store.load(listmember, members)
     for kind, count in (("lead", plan.leads), ("account", plan.accounts)):
@@ -225,17 +227,16 @@ def seed(store: Store, plan: Plan, accounts: list[EmailAccount], days: int, trac
         for row, extra in _other_people(plan, kind, count):
             rows.append(row)
             members += extra
-        _load_dicts(store, kind, rows)
-        _load_dicts(store, "listmember", members)
+        _load_dicts(store, catalog.table(kind), rows)
+        _load_dicts(store, listmember, members)
         counts[kind] = len(rows)
         counts["listmember"] = counts.get("listmember", 0) + len(members)
-    for logical, rows in _setup_rows(plan, accounts, days).items():
-        _load_dicts(store, logical, rows)
+    for logical, rows in _setup_rows(plan, catalog, accounts, days).items():
+        _load_dicts(store, catalog.table(logical), rows)
         counts[logical] = len(rows)
-    store.load(BY_LOGICAL["EntityDefinition"], (_tuple(BY_LOGICAL["EntityDefinition"], r)
-                                                for r in metadata.entity_definitions(tracked)))
-    store.load(BY_LOGICAL["sdkmessagefilter"], (_tuple(BY_LOGICAL["sdkmessagefilter"], r)
-                                                for r in metadata.message_filters()))
+    for logical, rows in (("EntityDefinition", metadata.entity_definitions(catalog)),
+                          ("sdkmessagefilter", metadata.message_filters(catalog) if bulk_messages else [])):
+        store.load(catalog.table(logical), (_tuple(catalog.table(logical), r) for r in rows))
     store.create_indexes({"contact": ["emailaddress1", "modifiedon"], "lead": ["emailaddress1", "modifiedon"],
                           "account": ["modifiedon"], "listmember": ["listid", "entityid"]})
     store.db.execute('UPDATE "list" SET membercount = (SELECT COUNT(*) FROM listmember m WHERE m.listid = '

@@ -37,7 +37,14 @@ def type_column(column: Column) -> str | None:
     return f"{column.name}@type" if column.is_lookup and len(column.targets) > 1 else None
 
 
-def _value_sql(column: Column) -> str:
+def _sql_columns(column: Column) -> list[tuple[str, str]]:
+    """(name, SQL type) of the stored columns behind `column` (none for versionnumber, which is the row's
+    version; two for a lookup that may point at several tables)."""
+    stored = [(column.name, SQL_TYPES[column.type])] if column.name != "versionnumber" else []
+    return stored + ([(type_column(column), "TEXT")] if type_column(column) else [])
+
+
+def value_sql(column: Column) -> str:
     if column.name == "versionnumber":
         return q(VERSION)
     if column.type == "Boolean":
@@ -54,7 +61,7 @@ def row_json_sql(table: Table, columns: tuple[Column, ...] | None, lookup_annota
                                                                              if c != table.columns[0])]
     parts = ["'@odata.etag'", f"'W/\"' || {q(VERSION)} || '\"'"] if table.system else []
     for column in chosen:
-        parts += [f"'{column.web_name}'", _value_sql(column)]
+        parts += [f"'{column.web_name}'", value_sql(column)]
         if lookup_annotations and column.is_lookup:
             target = q(type_column(column)) if type_column(column) else f"'{column.targets[0]}'"
             parts += [f"'{column.web_name}@Microsoft.Dynamics.CRM.lookuplogicalname'",
@@ -83,29 +90,56 @@ class Store:
     # -- schema ------------------------------------------------------------------------------------------
     def _create_tables(self) -> None:
         for table in self.tables.values():
-            columns = [f"{q(ROWID)} INTEGER PRIMARY KEY", f"{q(VERSION)} INTEGER NOT NULL DEFAULT 0"]
-            for column in table.columns:
-                if column.name != "versionnumber":
-                    columns.append(f"{q(column.name)} {SQL_TYPES[column.type]}")
-                if type_column(column):
-                    columns.append(f"{q(type_column(column))} TEXT")
-            self.db.execute(f"CREATE TABLE {q(table.logical_name)} ({', '.join(columns)})")
+            self._create_table(table)
         self.db.execute("CREATE TABLE _deleted (logical TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL)")
+
+    def _create_table(self, table: Table) -> None:
+        columns = [f"{q(ROWID)} INTEGER PRIMARY KEY", f"{q(VERSION)} INTEGER NOT NULL DEFAULT 0"]
+        for column in table.columns:
+            columns += [f"{q(name)} {kind}" for name, kind in _sql_columns(column)]
+        self.db.execute(f"CREATE TABLE {q(table.logical_name)} ({', '.join(columns)})")
+
+    def _create_key_indexes(self, table: Table) -> None:
+        name = table.logical_name
+        self.db.execute(f"CREATE UNIQUE INDEX {q(name + '_pk')} ON {q(name)} ({q(table.primary_key)})")
+        if table.system:
+            self.db.execute(f"CREATE INDEX {q(name + '_version')} ON {q(name)} ({q(VERSION)})")
+        for number, key in enumerate(table.keys):
+            self.add_key_index(table, number, key)
 
     def create_indexes(self, extra: dict[str, list[str]]) -> None:
         """Indexes after bulk loading (faster than maintaining them while loading)."""
         for table in self.tables.values():
-            name = table.logical_name
-            self.db.execute(f"CREATE UNIQUE INDEX {q(name + '_pk')} ON {q(name)} ({q(table.primary_key)})")
-            if table.system:
-                self.db.execute(f"CREATE INDEX {q(name + '_version')} ON {q(name)} ({q(VERSION)})")
-            for number, key in enumerate(table.keys):
-                self.db.execute(f"CREATE UNIQUE INDEX {q(f'{name}_key{number}')} ON {q(name)} "
-                                f"({', '.join(q(c) for c in key)})")
-            for column in extra.get(name, []):
-                self.db.execute(f"CREATE INDEX {q(f'{name}_{column}')} ON {q(name)} ({q(column)})")
+            self._create_key_indexes(table)
+            for column in extra.get(table.logical_name, []):
+                self.db.execute(f"CREATE INDEX {q(f'{table.logical_name}_{column}')} ON {q(table.logical_name)} "
+                                f"({q(column)})")
         self.db.execute("CREATE INDEX _deleted_version ON _deleted (logical, version)")
         self.db.execute("ANALYZE")
+
+    # -- tables created and changed at run time ------------------------------------------------------------
+    def add_table(self, table: Table) -> None:
+        """CREATE TABLE with its primary key and alternate key indexes."""
+        self.tables[table.logical_name] = table
+        self._create_table(table)
+        self._create_key_indexes(table)
+
+    def add_column(self, table: Table, column: Column) -> None:
+        """ALTER TABLE ADD COLUMN: existing rows keep their data and read the new column as null; `table` is
+        the table's new version, which has the column."""
+        self.tables[table.logical_name] = table
+        for name, kind in _sql_columns(column):
+            self.db.execute(f"ALTER TABLE {q(table.logical_name)} ADD COLUMN {q(name)} {kind}")
+
+    def add_key_index(self, table: Table, number: int, key: tuple[str, ...]) -> bool:
+        """A unique index on an alternate key; False (and no index) when the rows are not unique on it."""
+        self.tables[table.logical_name] = table
+        try:
+            self.db.execute(f"CREATE UNIQUE INDEX {q(f'{table.logical_name}_key{number}')} ON "
+                            f"{q(table.logical_name)} ({', '.join(q(c) for c in key)})")
+        except sqlite3.IntegrityError:
+            return False
+        return True
 
     # -- bulk loading ------------------------------------------------------------------------------------
     def load(self, table: Table, rows: Iterable[tuple]) -> int:
@@ -130,13 +164,7 @@ class Store:
     @lru_cache(maxsize=64)
     def stored_columns(table: Table) -> tuple[str, ...]:
         """The SQL columns of `table` apart from the row id and version."""
-        names = []
-        for column in table.columns:
-            if column.name != "versionnumber":
-                names.append(column.name)
-            if type_column(column):
-                names.append(type_column(column))
-        return tuple(names)
+        return tuple(name for column in table.columns for name, _ in _sql_columns(column))
 
     # -- transactions ------------------------------------------------------------------------------------
     @contextmanager

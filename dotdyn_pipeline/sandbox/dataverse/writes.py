@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.errors import (
     VALIDATION,
     VERSION_MISMATCH,
@@ -14,10 +15,9 @@ from dotdyn_pipeline.sandbox.dataverse.errors import (
     duplicate,
     key_not_found,
     not_found,
-    segment_not_found,
 )
 from dotdyn_pipeline.sandbox.dataverse.odata import DECIMAL, NUMERIC, normalize_datetime, parse_key, split_segment
-from dotdyn_pipeline.sandbox.dataverse.schema import BY_SET, READ_ONLY, Column, Table
+from dotdyn_pipeline.sandbox.dataverse.schema import READ_ONLY, Column, Table
 from dotdyn_pipeline.sandbox.dataverse.store import VERSION, Store, type_column
 
 API_PATH = "/api/data/v9.2/"
@@ -76,14 +76,17 @@ def parse_etag(text: str) -> int | None:
 class Writer:
     """Creates, updates, upserts and deletes rows of a `Store`, answering with the service's errors."""
 
-    def __init__(self, store: Store, api_url: str) -> None:
-        self.store, self.api_url = store, api_url
+    def __init__(self, store: Store, catalog: Catalog, api_url: str) -> None:
+        self.store, self.catalog, self.api_url = store, catalog, api_url
 
     # -- addressing --------------------------------------------------------------------------------------
     def entity_url(self, table: Table, row: dict[str, Any]) -> str:
         return f"{self.api_url}/{table.entity_set}({row[table.primary_key]})"
 
     def locate(self, table: Table, key: dict[str, Any]) -> dict[str, Any] | None:
+        """The row `key` names: its primary key, or an alternate key whose index is active."""
+        if list(key) != [table.primary_key]:
+            self.catalog.require_active_key(table, key)
         return self.store.find(table, key)
 
     def require(self, table: Table, key: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +101,7 @@ class Writer:
         """`/contacts(<id>)`, `contacts(key='v')` or an absolute entity URL -> (table, row)."""
         path = reference.split(API_PATH, 1)[1] if API_PATH in reference else reference.lstrip("/")
         name, key, rest = split_segment(path)
-        table = BY_SET.get(name)
+        table = self.catalog.by_set(name)
         if table is None or key is None or rest:
             raise bad_request(f"The reference '{reference}' is not a valid entity URL.")
         return table, self.require(table, parse_key(table, key))
@@ -190,10 +193,3 @@ class Writer:
         row = self.require(table, key)
         self.store.delete(table, row)
         return row
-
-
-def table_of(name: str) -> Table:
-    table = BY_SET.get(name)
-    if table is None:
-        raise segment_not_found(name)
-    return table

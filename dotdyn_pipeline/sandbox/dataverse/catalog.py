@@ -1,0 +1,206 @@
+"""The tables of one organisation as they are now: what every part of the Dataverse stand-in asks about them.
+
+Tables change at run time (the metadata operations create tables, columns, relationships and keys). A change
+replaces the table's `Table` object and never mutates it, so that nothing built from the old object (a cached
+SQL expression, a parsed `$select`) is mistaken for the new one. The catalog also holds what a `Table` does
+not say: which tables are change-tracked, the index status of each alternate key, relationship names,
+metadata ids, labels, the solution each component belongs to, and the organisation's metadata version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, segment_not_found
+from dotdyn_pipeline.sandbox.dataverse.schema import Column, Table
+
+#: ObjectTypeCode of Microsoft's tables; custom tables count up from 10000 in the order they were created.
+TYPE_CODES = {"account": 1, "contact": 2, "lead": 4, "list": 4300, "listmember": 4301, "campaign": 4400,
+              "publisher": 7101, "solution": 7100, "solutioncomponent": 7103, "sdkmessagefilter": 4607}
+#: Access rights of a table's privileges, as Dataverse numbers them (AccessRights enum).
+ACCESS_RIGHTS = {"Create": 32, "Read": 1, "Write": 2, "Delete": 65536, "Append": 4, "AppendTo": 16,
+                 "Assign": 524288, "Share": 262144}
+#: Privileges on the organisation's metadata that the metadata operations and role management check.
+CUSTOMIZATION_PRIVILEGES = {"Entity": ("Create", "Read", "Write", "Delete"),
+                            "Attribute": ("Create", "Read", "Write", "Delete"),
+                            "Relationship": ("Create", "Read", "Write", "Delete"),
+                            "EntityKey": ("Create", "Read", "Delete"),
+                            "Role": ("Create", "Read", "Write", "Delete"), "Publisher": ("Create", "Read", "Write"),
+                            "Solution": ("Create", "Read", "Write")}
+PENDING, ACTIVE, FAILED = "Pending", "Active", "Failed"
+
+
+def metadata_id(*parts: str) -> str:
+    """The stable MetadataId of a table, column, key, relationship or privilege, from what names it."""
+    digest = hashlib.blake2b(":".join(("metadata", *parts)).encode(), digest_size=16).digest()
+    return str(uuid.UUID(bytes=digest, version=4))
+
+
+@dataclass
+class KeyIndex:
+    """An alternate key and the index behind it, which Dataverse builds after the key is defined."""
+
+    schema_name: str
+    columns: tuple[str, ...]
+    ready_at: float  # clock reading at which the index job ends
+    failed: bool = False  # the job ends Failed: the existing rows are not unique on the key
+
+    def status(self, now: float) -> str:
+        if now < self.ready_at:
+            return PENDING
+        return FAILED if self.failed else ACTIVE
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A one-to-many relationship: `referencing.lookup` points at a `referenced` row."""
+
+    schema_name: str
+    referenced: str
+    referencing: str
+    lookup: str
+
+    @property
+    def metadata_id(self) -> str:
+        return metadata_id("relationship", self.schema_name)
+
+
+class Catalog:
+    """The organisation's tables by logical name and entity set, with their metadata state."""
+
+    def __init__(self, tables: Iterable[Table], tracked: set[str], key_index_seconds: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.key_index_seconds, self.clock = key_index_seconds, clock
+        self.version = 1  # bumped by every metadata change
+        self._tables: dict[str, Table] = {}
+        self._sets: dict[str, Table] = {}
+        self._tracked: set[str] = set()
+        self._keys: dict[str, list[KeyIndex]] = {}
+        self._relationship_names: dict[tuple[str, str, str], str] = {}  # (referencing, lookup, referenced)
+        self._type_codes: dict[str, int] = {}
+        self.labels: dict[tuple[str, ...], dict[str, Any]] = {}  # (table[, column]) -> label properties
+        self.solutions: dict[tuple[str, ...], str] = {}  # component -> solution unique name
+        for table in tables:
+            self.add_table(table, table.logical_name in tracked, index_ready=True)
+        self.version = 1
+
+    # -- lookups -----------------------------------------------------------------------------------------
+    def tables(self) -> list[Table]:
+        return list(self._tables.values())
+
+    def data_tables(self) -> list[Table]:
+        """The tables EntityDefinitions describes (Dataverse's own platform sets such as sdkmessagefilters
+        are described too, but the pipeline never asks for them)."""
+        return [t for t in self._tables.values() if t.system]
+
+    def get(self, logical_name: str) -> Table | None:
+        return self._tables.get(logical_name)
+
+    def table(self, logical_name: str) -> Table:
+        """The table, which the caller knows exists (a standard table the stand-in always has)."""
+        return self._tables[logical_name]
+
+    def by_set(self, entity_set: str) -> Table | None:
+        return self._sets.get(entity_set)
+
+    def require_set(self, entity_set: str) -> Table:
+        table = self._sets.get(entity_set)
+        if table is None:
+            raise segment_not_found(entity_set)
+        return table
+
+    def is_tracked(self, logical_name: str) -> bool:
+        return logical_name in self._tracked
+
+    def tracked(self) -> set[str]:
+        return set(self._tracked)
+
+    def type_code(self, logical_name: str) -> int:
+        return self._type_codes[logical_name]
+
+    def table_id(self, logical_name: str) -> str:
+        return metadata_id("entity", logical_name)
+
+    def column_id(self, logical_name: str, column: str) -> str:
+        return metadata_id("attribute", logical_name, column)
+
+    # -- keys --------------------------------------------------------------------------------------------
+    def keys(self, logical_name: str) -> list[KeyIndex]:
+        return list(self._keys.get(logical_name, []))
+
+    def key_status(self, key: KeyIndex) -> str:
+        return key.status(self.clock())
+
+    def require_active_key(self, table: Table, columns: Iterable[str]) -> None:
+        """Refuse addressing a row by an alternate key whose index is not (yet) active, as Dataverse does."""
+        wanted = set(columns)
+        for key in self._keys.get(table.logical_name, []):
+            if set(key.columns) == wanted and self.key_status(key) != ACTIVE:
+                raise DataverseError(400, "0x80060891", f"The entity key '{key.schema_name}' of entity "
+                                     f"'{table.logical_name}' is {self.key_status(key).lower()}: its index is not "
+                                     "active yet, so it cannot be used to address a record.")
+
+    # -- relationships -----------------------------------------------------------------------------------
+    def relationships(self) -> list[Relationship]:
+        """Every one-to-many relationship: one per lookup column and table it may point at."""
+        found = []
+        for table in self._tables.values():
+            for column in table.columns:
+                for target in column.targets if column.is_lookup else ():
+                    name = self._relationship_names.get((table.logical_name, column.name, target),
+                                                        f"{target}_{table.logical_name}_{column.name}")
+                    found.append(Relationship(name, target, table.logical_name, column.name))
+        return found
+
+    # -- privileges --------------------------------------------------------------------------------------
+    def privileges(self) -> list[dict[str, Any]]:
+        """Every privilege of the organisation: the eight of each table, prv{Right}{logical name}, and those on
+        its metadata (prvCreateEntity, prvWriteAttribute ...), with stable ids."""
+        rights = [(t.logical_name, tuple(ACCESS_RIGHTS)) for t in self._tables.values()]
+        rights += list(CUSTOMIZATION_PRIVILEGES.items())
+        return [{"privilegeid": metadata_id("privilege", f"prv{right}{name}"), "name": f"prv{right}{name}",
+                 "accessright": ACCESS_RIGHTS[right]} for name, names in rights for right in names]
+
+    # -- changes -----------------------------------------------------------------------------------------
+    def add_table(self, table: Table, tracked: bool, index_ready: bool = False) -> None:
+        if table.logical_name in self._tables or table.entity_set in self._sets:
+            raise ValueError(f"table {table.logical_name} exists")
+        self._type_codes[table.logical_name] = TYPE_CODES.get(
+            table.logical_name, 10_000 + sum(1 for code in self._type_codes.values() if code >= 10_000))
+        self._keys[table.logical_name] = [KeyIndex(table.key_name(number), key, 0.0 if index_ready else
+                                                   self.clock() + self.key_index_seconds)
+                                          for number, key in enumerate(table.keys)]
+        self._put(table)
+        if tracked:
+            self._tracked.add(table.logical_name)
+
+    def add_column(self, table: Table, column: Column) -> Table:
+        """A new version of `table` with `column` appended; returns it."""
+        return self._put(dataclasses.replace(table, columns=(*table.columns, column)))
+
+    def add_key(self, table: Table, schema_name: str, columns: tuple[str, ...], unique: bool) -> Table:
+        """Define an alternate key; its index becomes Active (or Failed, when `unique` is false) after the
+        configured delay."""
+        self._keys[table.logical_name].append(KeyIndex(schema_name, columns,
+                                                       self.clock() + self.key_index_seconds, not unique))
+        return self._put(dataclasses.replace(table, keys=(*table.keys, columns)))
+
+    def name_relationship(self, referencing: str, lookup: str, referenced: str, schema_name: str) -> None:
+        self._relationship_names[(referencing, lookup, referenced)] = schema_name
+        self.version += 1
+
+    def set_tracking(self, logical_name: str, on: bool) -> None:
+        (self._tracked.add if on else self._tracked.discard)(logical_name)
+        self.version += 1
+
+    def _put(self, table: Table) -> Table:
+        self._tables[table.logical_name] = table
+        self._sets[table.entity_set] = table
+        self.version += 1
+        return table
