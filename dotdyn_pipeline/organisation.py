@@ -1,7 +1,8 @@
 """The organisation a command run outside Dagster (`dotdyn provision`, `dotdyn doctor`) signs in to.
 
 The same variables as the pipeline's Dataverse resource: DOTDYN_DATAVERSE_URL, DOTDYN_AUTHORITY,
-DOTDYN_CLIENT_ID, DOTDYN_CLIENT_SECRET, and DOTDYN_CA_BUNDLE through Settings.
+DOTDYN_CLIENT_ID, DOTDYN_CLIENT_SECRET, and through Settings DOTDYN_CA_BUNDLE, DOTDYN_DATAVERSE_API_VERSION and
+DOTDYN_TOKEN_SCOPE.
 """
 
 from __future__ import annotations
@@ -24,4 +25,5 @@ def dataverse_config(settings: Settings | None = None, environ: Mapping[str, str
                             "that signs in to it (docs/configuration.md)")
     url, authority, client_id, secret = (env[name] for name in SIGN_IN)
     return DataverseConfig(org_url=url, authority=authority, client_id=client_id, client_secret=secret,
-                           ca_bundle=settings.ca_bundle)
+                           ca_bundle=settings.ca_bundle, api_version=settings.dataverse_api_version,
+                           token_scope=settings.token_scope)
