@@ -33,7 +33,7 @@ def _sandbox_up(args: argparse.Namespace) -> int:
 
     settings = SandboxSettings(seed=args.seed, contacts=args.contacts, leads=args.leads, accounts=args.accounts,
                                email_accounts=args.email_accounts, days=args.days,
-                               token_lifetime=args.token_lifetime, options=dict(args.option))
+                               token_lifetime=args.token_lifetime, bare=args.bare, options=dict(args.option))
     run(Path(args.dir), settings)
     return 0
 
@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--email-accounts", type=int, default=2)
     up.add_argument("--days", type=int, default=30, help="days of generated engagement history")
     up.add_argument("--token-lifetime", type=int, default=3_600, help="access token lifetime, seconds")
+    up.add_argument("--bare", action="store_true",
+                    help="Dataverse without the solution (Microsoft's tables and the seeded people), to provision")
     up.add_argument("--option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="a service-specific switch (see the README's sandbox section)")
     up.set_defaults(handler=_sandbox_up)

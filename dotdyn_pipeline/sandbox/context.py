@@ -25,6 +25,7 @@ class SandboxSettings:
     email_accounts: int = 2
     days: int = 30  # how far back generated engagement reaches
     token_lifetime: int = 3_600  # seconds an access token lives
+    bare: bool = False  # Dataverse without the solution: Microsoft's tables and the seeded people only
     options: dict[str, str] = field(default_factory=dict)
 
     def option(self, name: str, default: str) -> str:

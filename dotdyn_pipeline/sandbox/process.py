@@ -28,6 +28,8 @@ def command_line(directory: Path, settings: SandboxSettings) -> list[str]:
             "--seed", str(settings.seed), "--contacts", str(settings.contacts), "--leads", str(settings.leads),
             "--accounts", str(settings.accounts), "--email-accounts", str(settings.email_accounts),
             "--days", str(settings.days), "--token-lifetime", str(settings.token_lifetime)]
+    if settings.bare:
+        args.append("--bare")
     for key, value in settings.options.items():
         args += ["--option", f"{key}={value}"]
     return args

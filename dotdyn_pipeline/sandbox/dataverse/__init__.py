@@ -14,6 +14,7 @@ import secrets
 import sys
 import traceback
 import uuid
+from functools import partial
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -34,7 +35,7 @@ from dotdyn_pipeline.sandbox.dataverse.errors import (
 from dotdyn_pipeline.sandbox.dataverse.messages import ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.query import ChangeTracking, CollectionReader, Signer
 from dotdyn_pipeline.sandbox.dataverse.schema import organisation_tables, tracked
-from dotdyn_pipeline.sandbox.dataverse.seed import Plan, seed
+from dotdyn_pipeline.sandbox.dataverse.seed import Plan, install_solution_data, seed
 from dotdyn_pipeline.sandbox.dataverse.store import Store
 from dotdyn_pipeline.sandbox.faults import FaultRule
 from dotdyn_pipeline.sandbox.identity import authority, token_issuer
@@ -63,7 +64,7 @@ def build(ctx: SandboxContext) -> Service:
     option = settings.option
     org_url = ctx.urls["dataverse"]
     api_url = org_url + API_ROOT
-    tables = organisation_tables()
+    tables = organisation_tables(settings.bare)
     catalog = Catalog(tables, tracked(tables, settings.options))
     store = Store(ctx.directory / "dataverse.sqlite", tables)
     plan = Plan(settings.seed, settings.contacts, settings.leads, settings.accounts, settings.email_accounts)
@@ -126,5 +127,6 @@ def build(ctx: SandboxContext) -> Service:
         await Response(response.body, response.status, response.headers)(scope, receive, send)
 
     return Service(name="dataverse", app=app, render_fault=render_fault,
-                   control_routes=control_routes(store, catalog, tracking, settings.seed),
-                   contract={"dataverse_url": org_url}, on_shutdown=store.close)
+                   control_routes=control_routes(store, catalog, tracking, settings.seed, partial(
+                       install_solution_data, store, catalog, plan, ctx.accounts, settings.days)),
+                   contract={"dataverse_url": org_url, "bare": settings.bare}, on_shutdown=store.close)

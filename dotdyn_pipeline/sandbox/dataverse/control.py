@@ -9,12 +9,16 @@ without going through the Web API, for tests, benchmarks and demos.
 - `POST /seed-changes` `{"set": "contacts", "seed": 1, "modify": N, "change_emails": N, "delete": N,
   "create": N}` -> deterministic changes for incremental runs; answers the ids touched per kind.
 - `POST /delta-tokens/expire` -> every delta token issued so far is expired.
+- `POST /solution-data` -> the solution's setup rows (email accounts, lists activated and owned, data labels,
+  mappings, settings, preferences, CRM fields) written into an organisation whose solution was provisioned,
+  as an administrator would configure them; 409 naming the missing tables and columns before that.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -52,7 +56,8 @@ def _stored_values(table: Table, body: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def control_routes(store: Store, catalog: Catalog, tracking: ChangeTracking, seed: int) -> list[Route]:
+def control_routes(store: Store, catalog: Catalog, tracking: ChangeTracking, seed: int,
+                   solution_data: Callable[[], dict[str, int]]) -> list[Route]:
     table_of = catalog.require_set
 
     def guarded(handler):
@@ -137,6 +142,9 @@ def control_routes(store: Store, catalog: Catalog, tracking: ChangeTracking, see
                     touched["create"].append(new_id)
         return JSONResponse(touched)
 
+    async def install_solution_data(request: Request) -> JSONResponse:
+        return JSONResponse({"rows": solution_data()})
+
     async def expire_delta_tokens(request: Request) -> JSONResponse:
         tracking.expired_before = time.time()
         return JSONResponse({"expired_before": tracking.expired_before})
@@ -148,5 +156,6 @@ def control_routes(store: Store, catalog: Catalog, tracking: ChangeTracking, see
         Route("/rows/{set}/{id}", guarded(delete_row), methods=["DELETE"]),
         Route("/seed-changes", guarded(seed_changes), methods=["POST"]),
         Route("/delta-tokens/expire", guarded(expire_delta_tokens), methods=["POST"]),
+        Route("/solution-data", guarded(install_solution_data), methods=["POST"]),
     ]
 

@@ -164,7 +164,12 @@ class Store:
     @lru_cache(maxsize=64)
     def stored_columns(table: Table) -> tuple[str, ...]:
         """The SQL columns of `table` apart from the row id and version."""
-        return tuple(name for column in table.columns for name, _ in _sql_columns(column))
+        return tuple(name for column in table.columns for name in Store.stored_columns_of(column))
+
+    @staticmethod
+    def stored_columns_of(column: Column) -> tuple[str, ...]:
+        """The SQL columns behind one column (none for versionnumber; a lookup's target table beside it)."""
+        return tuple(name for name, _ in _sql_columns(column))
 
     # -- transactions ------------------------------------------------------------------------------------
     @contextmanager
