@@ -32,6 +32,7 @@ def sandbox_environment(contract: dict[str, Any]) -> dict[str, str]:
         "DOTDYN_CLIENT_ID": contract["client_id"],
         "DOTDYN_CLIENT_SECRET": contract["client_secret"],
         "DOTDYN_DATAVERSE_URL": contract["dataverse_url"],
+        "DOTDYN_DATAVERSE_API_VERSION": contract["dataverse_api_version"],
         "DOTDYN_DOTDIGITAL_URL": contract["dotdigital_url"],
         "DOTDYN_CA_BUNDLE": contract["ca_cert"],
     }

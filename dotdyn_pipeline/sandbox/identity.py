@@ -1,12 +1,24 @@
-"""Stand-in for the Microsoft identity platform (Entra ID): OpenID discovery and client-credentials tokens.
+"""Stand-in for Entra ID (the Microsoft identity platform) or AD FS: OpenID discovery and client-credentials tokens.
 
-Served at `https://127.0.0.1:PORT/{tenant}` (the contract's `authority`), so that the real
+Options (`dotdyn sandbox up --option key=value`):
+- `identity.kind` (`entra` | `adfs`, default `entra`): which authority is served.
+
+Entra ID is served at `https://127.0.0.1:PORT/{tenant}` (the contract's `authority`), so that the real
 `msal.ConfidentialClientApplication(authority=..., instance_discovery=False)` works unchanged:
 
 - `GET /{tenant}/v2.0/.well-known/openid-configuration` -> the discovery document msal reads.
 - `POST /{tenant}/oauth2/v2.0/token` (form body, `grant_type=client_credentials`, `scope=<resource>/.default`,
   and either `client_secret` or a certificate `client_assertion`) -> `{"token_type": "Bearer", ...}`, or the
   documented `{"error": ..., "error_description": "AADSTS...: ..."}` body.
+
+AD FS (2019 and later, as an on-premises Dynamics 365 signs in) is served at `https://127.0.0.1:PORT/adfs`, the
+path msal recognises as AD FS, so that it asks no `/v2.0`:
+
+- `GET /adfs/.well-known/openid-configuration` -> AD FS's discovery document (endpoints end in `/`).
+- `POST /adfs/oauth2/token/` (also without the last `/`), the same form; the relying party is the one whose
+  identifier the `resource` parameter (MS-OAPX) or the scope names, alone or followed by `/<scope>` such as
+  `/.default` -> `{"token_type": "bearer", ...}`, or an error in OAuth 2.0's shape (`error`,
+  `error_description`) without Entra ID's AADSTS codes and trace ids.
 
 Access tokens are HS256-signed JWTs that expire after `settings.token_lifetime` seconds; the Dataverse
 stand-in checks signature, expiry, audience and revocation through `token_issuer(ctx)`. The `token_expiry`
@@ -85,8 +97,20 @@ def token_issuer(ctx: SandboxContext) -> TokenIssuer:
     return ctx.shared.setdefault("identity.tokens", TokenIssuer(ctx.settings.token_lifetime))
 
 
+KINDS = ("entra", "adfs")
+
+
+def identity_kind(ctx: SandboxContext) -> str:
+    """`entra` or `adfs`, as the option `identity.kind` asks; another value stops the sandbox at start."""
+    kind = ctx.settings.option("identity.kind", "entra")
+    if kind not in KINDS:
+        raise ValueError(f"identity.kind={kind!r}: must be one of {', '.join(KINDS)}")
+    return kind
+
+
 def authority(ctx: SandboxContext) -> str:
-    return f"{ctx.urls['identity']}/{ctx.tenant_id}"
+    """The authority clients are configured with: `{identity}/{tenant}`, or `{identity}/adfs` for AD FS."""
+    return f"{ctx.urls['identity']}/{'adfs' if identity_kind(ctx) == 'adfs' else ctx.tenant_id}"
 
 
 def _client_certificate(directory: Path) -> tuple[x509.Certificate, dict[str, str]]:
@@ -138,16 +162,29 @@ def build(ctx: SandboxContext) -> Service:
     tokens = token_issuer(ctx)
     certificate, cert_files = _client_certificate(ctx.directory / "identity")
     tenant = ctx.tenant_id
+    adfs = identity_kind(ctx) == "adfs"
+
+    def refuse(status: int, error: str, code: int, text: str) -> JSONResponse:
+        """A refusal in the authority's shape: Entra ID's with its AADSTS `code`, AD FS's as OAuth 2.0 has it."""
+        if adfs:
+            return JSONResponse({"error": error, "error_description": text}, status_code=status)
+        return _aad_error(status, error, code, text)
 
     def urls() -> dict[str, str]:
         base = authority(ctx)
+        if adfs:
+            return {"issuer": base, "token_endpoint": f"{base}/oauth2/token/",
+                    "authorization_endpoint": f"{base}/oauth2/authorize/",
+                    "device_authorization_endpoint": f"{base}/oauth2/devicecode",
+                    "jwks_uri": f"{base}/discovery/keys", "userinfo_endpoint": f"{base}/userinfo/",
+                    "end_session_endpoint": f"{base}/oauth2/logout"}
         return {"issuer": f"{base}/v2.0", "token_endpoint": f"{base}/oauth2/v2.0/token",
                 "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
                 "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
                 "jwks_uri": f"{base}/discovery/v2.0/keys"}
 
     def unknown_tenant(request: Request) -> JSONResponse | None:
-        name = request.path_params["tenant"]
+        name = request.path_params.get("tenant", tenant)  # AD FS has none
         if name == tenant:
             return None
         return _aad_error(400, "invalid_request", 90002,
@@ -157,6 +194,23 @@ def build(ctx: SandboxContext) -> Service:
     async def discovery(request: Request) -> JSONResponse:
         if (error := unknown_tenant(request)) is not None:
             return error
+        if adfs:
+            return JSONResponse({
+                **urls(), "access_token_issuer": f"{authority(ctx)}/services/trust",
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic",
+                                                          "private_key_jwt", "windows_client_authentication"],
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token",
+                                             "code token", "code id_token token"],
+                "response_modes_supported": ["query", "fragment", "form_post"],
+                "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
+                                          "urn:ietf:params:oauth:grant-type:jwt-bearer", "implicit", "password",
+                                          "srv_challenge", "urn:ietf:params:oauth:grant-type:device_code",
+                                          "device_code"],
+                "subject_types_supported": ["pairwise"], "scopes_supported": ["openid", "profile", "email",
+                                                                             "allatclaims", "aza"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "microsoft_multi_refresh_token": True, "capabilities": ["kdf_ver2"],
+            })
         return JSONResponse({
             **urls(), "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
                                                                 "client_secret_basic"],
@@ -175,28 +229,28 @@ def build(ctx: SandboxContext) -> Service:
             return check_assertion(form)
         secret = form.get("client_secret")
         if not secret:
-            return _aad_error(401, "invalid_client", 7000218, "The request body must contain the following "
-                              "parameter: 'client_assertion' or 'client_secret'.")
+            return refuse(401, "invalid_client", 7000218, "The request body must contain the following "
+                          "parameter: 'client_assertion' or 'client_secret'.")
         if not hmac.compare_digest(secret.encode(), ctx.client_secret.encode()):
-            return _aad_error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret "
-                              "being sent in the request is the client secret value, not the client secret ID, "
-                              f"for a secret added to app '{ctx.client_id}'.")
+            return refuse(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret "
+                          "being sent in the request is the client secret value, not the client secret ID, "
+                          f"for a secret added to app '{ctx.client_id}'.")
         return None
 
     def check_assertion(form) -> JSONResponse | None:
         assertion = form["client_assertion"]
         if form.get("client_assertion_type") != ASSERTION_TYPE:
-            return _aad_error(400, "invalid_request", 50027, "Invalid client_assertion_type.")
+            return refuse(400, "invalid_request", 50027, "Invalid client_assertion_type.")
         try:
             header = jwt.get_unverified_header(assertion)
             claims = jwt.decode(assertion, certificate.public_key(), algorithms=["RS256", "PS256"],
                                 audience=urls()["token_endpoint"], options={"require": ["exp", "iss", "sub"]})
         except jwt.PyJWTError:
-            return _aad_error(401, "invalid_client", 700027, "Client assertion failed signature validation.")
+            return refuse(401, "invalid_client", 700027, "Client assertion failed signature validation.")
         if claims["iss"] != ctx.client_id or claims["sub"] != ctx.client_id or not _thumbprint_matches(
                 header, certificate):
-            return _aad_error(401, "invalid_client", 700027, "Client assertion contains an invalid signature "
-                              "or was issued for another application.")
+            return refuse(401, "invalid_client", 700027, "Client assertion contains an invalid signature "
+                          "or was issued for another application.")
         return None
 
     async def token(request: Request) -> JSONResponse:
@@ -204,27 +258,44 @@ def build(ctx: SandboxContext) -> Service:
             return error
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))  # x-www-form-urlencoded
         if form.get("grant_type") != "client_credentials":
-            return _aad_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type "
-                              f"'{form.get('grant_type')}'.")
+            return refuse(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type "
+                          f"'{form.get('grant_type')}'.")
         if form.get("client_id") != ctx.client_id:
-            return _aad_error(400, "unauthorized_client", 700016, f"Application with identifier "
-                              f"'{form.get('client_id')}' was not found in the directory '{tenant}'.")
+            return refuse(400, "unauthorized_client", 700016, f"Application with identifier "
+                          f"'{form.get('client_id')}' was not found in the directory '{tenant}'.")
         if (error := client_authenticated(form)) is not None:
             return error
-        scopes = (form.get("scope") or "").split()
-        if len(scopes) != 1 or not scopes[0].endswith("/.default"):
-            return _aad_error(400, "invalid_scope", 1002012, f"The provided value for scope "
-                              f"{form.get('scope')} is not valid. Client credential flows must have a scope value "
-                              "with /.default suffixed to the resource identifier (application ID URI).")
-        resource = scopes[0].removesuffix("/.default").rstrip("/")
-        if resource not in resources():
-            return _aad_error(400, "invalid_resource", 500011, f"The resource principal named {resource} was not "
-                              f"found in the tenant named {tenant}.")
+        resource = relying_party(form) if adfs else entra_resource(form)
+        if isinstance(resource, JSONResponse):
+            return resource
         access = tokens.issue(urls()["issuer"], tenant, ctx.client_id, resource)
         lifetime = ctx.settings.token_lifetime
-        return JSONResponse({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-                             "access_token": access},
-                            headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
+        answer = ({"access_token": access, "token_type": "bearer", "expires_in": lifetime} if adfs else
+                  {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access})
+        return JSONResponse(answer, headers={"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"})
+
+    def entra_resource(form: dict[str, str]) -> str | JSONResponse:
+        """The resource of `scope=<resource>/.default`, or the identity platform's refusal."""
+        scopes = (form.get("scope") or "").split()
+        if len(scopes) != 1 or not scopes[0].endswith("/.default"):
+            return refuse(400, "invalid_scope", 1002012, f"The provided value for scope "
+                          f"{form.get('scope')} is not valid. Client credential flows must have a scope value "
+                          "with /.default suffixed to the resource identifier (application ID URI).")
+        resource = scopes[0].removesuffix("/.default").rstrip("/")
+        if resource not in resources():
+            return refuse(400, "invalid_resource", 500011, f"The resource principal named {resource} was not "
+                          f"found in the tenant named {tenant}.")
+        return resource
+
+    def relying_party(form: dict[str, str]) -> str | JSONResponse:
+        """The relying party an AD FS request names, by `resource` or else by its one scope
+        (`<identifier>[/<scope>]`); or AD FS's refusal."""
+        asked = form.get("resource") or form.get("scope") or ""
+        found = next((known for known in resources() if len(asked.split()) == 1 and (
+            asked.rstrip("/") == known or asked.startswith(known + "/"))), None)
+        return found or refuse(400, "invalid_scope", 0, f"No relying party trust has the identifier that '{asked}' "
+                               "names. The scope (or resource) must name the web API's identifier, alone or "
+                               "followed by /<scope>.")
 
     def resources() -> set[str]:
         return {url for name, url in ctx.urls.items() if name not in ("identity", "control")}
@@ -235,14 +306,19 @@ def build(ctx: SandboxContext) -> Service:
 
     def render_fault(rule: FaultRule, request: Request) -> JSONResponse:
         if rule.kind == "throttle":
-            response = _aad_error(429, "temporarily_unavailable", 90033, "A transient error has occurred. "
-                                  "Please try again.")
+            response = refuse(429, "temporarily_unavailable", 90033, "A transient error has occurred. "
+                              "Please try again.")
             response.headers["Retry-After"] = str(int(rule.retry_after or 1))
             return response
-        return _aad_error(rule.status or 503, "temporarily_unavailable", 50196,
-                          "The server is temporarily unavailable. Please try again.")
+        return refuse(rule.status or 503, "temporarily_unavailable", 50196,
+                      "The server is temporarily unavailable. Please try again.")
 
     app = Starlette(routes=[
+        Route("/adfs/.well-known/openid-configuration", discovery),
+        Route("/adfs/discovery/keys", keys),
+        Route("/adfs/oauth2/token/", token, methods=["POST"]),
+        Route("/adfs/oauth2/token", token, methods=["POST"]),
+    ] if adfs else [
         Route("/{tenant}/v2.0/.well-known/openid-configuration", discovery),
         Route("/{tenant}/discovery/v2.0/keys", keys),
         Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),

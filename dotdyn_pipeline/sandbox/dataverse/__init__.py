@@ -1,6 +1,11 @@
-"""Stand-in for the Dataverse Web API (`{dataverse_url}/api/data/v9.2/`), bearer tokens from the identity stand-in.
+"""Stand-in for the Dataverse Web API (`{dataverse_url}/api/data/v9.2/` unless an older version is chosen), bearer
+tokens from the identity stand-in.
 
 Options (`dotdyn sandbox up --option key=value`):
+- `dataverse.api_version` (`v8.2` | `v9.0` | `v9.1` | `v9.2`, default `v9.2`): the one Web API version served,
+  at `/api/data/<version>/` (the contract's `dataverse_api_version`); a request under any other version answers
+  404 as the service does for a segment it does not know. Before v9.2 there are no CreateMultiple,
+  UpdateMultiple and UpsertMultiple: they answer as an unknown action, and `sdkmessagefilters` lists none.
 - `dataverse.untracked` (default `campaign,esc_crmfield`): tables without change tracking.
 - `dataverse.untracked_track_changes` (`ignore` | `error`): what `Prefer: odata.track-changes` does on them.
 - `dataverse.delta_token_max_age` (seconds, default 604800 = 7 days): how long a delta token stays valid.
@@ -37,11 +42,11 @@ from dotdyn_pipeline.sandbox.dataverse.query import ChangeTracking, CollectionRe
 from dotdyn_pipeline.sandbox.dataverse.schema import organisation_tables, tracked
 from dotdyn_pipeline.sandbox.dataverse.seed import Plan, install_solution_data, seed
 from dotdyn_pipeline.sandbox.dataverse.store import Store
+from dotdyn_pipeline.sandbox.dataverse.versions import served_version
 from dotdyn_pipeline.sandbox.faults import FaultRule
 from dotdyn_pipeline.sandbox.identity import authority, token_issuer
 from dotdyn_pipeline.sandbox.people import record_id
 
-API_ROOT = "/api/data/v9.2"
 TOKEN_EXPIRY = "token_expiry"  # noqa: S105 (a fault kind, not a secret)
 
 
@@ -59,23 +64,32 @@ def render_fault(rule: FaultRule, request: Request) -> Response:
     return Response(response.body, response.status, response.headers)
 
 
+def _unknown_segment(path: str, api_root: str) -> str:
+    """The first segment of `path` that the served Web API does not have: a version not served, or the first."""
+    served, asked = api_root.strip("/").split("/"), path.strip("/").split("/")
+    return next((a for s, a in zip(served, asked, strict=False) if a != s), asked[0])
+
+
 def build(ctx: SandboxContext) -> Service:
     settings = ctx.settings
     option = settings.option
     org_url = ctx.urls["dataverse"]
-    api_url = org_url + API_ROOT
+    version = served_version(settings)
+    api_root = version.root
+    api_url = org_url + api_root
     tables = organisation_tables(settings.bare)
     catalog = Catalog(tables, tracked(tables, settings.options))
     store = Store(ctx.directory / "dataverse.sqlite", tables)
     plan = Plan(settings.seed, settings.contacts, settings.leads, settings.accounts, settings.email_accounts)
     counts = seed(store, catalog, plan, ctx.accounts, settings.days,
-                  int(option("dataverse.seed_workers", str(min(2, os.cpu_count() or 1)))))
+                  int(option("dataverse.seed_workers", str(min(2, os.cpu_count() or 1)))), version.bulk_messages)
     print(f"dataverse: seeded {counts}", flush=True)
     tracking = ChangeTracking(catalog, float(option("dataverse.delta_token_max_age", str(7 * 86_400))),
                               option("dataverse.untracked_track_changes", "ignore"))
     reader = CollectionReader(store, Signer(secrets.token_bytes(32)), tracking, api_url)
-    api = Api(store, catalog, reader, api_url, record_id(settings.seed, "organization", 0), ctx.client_id)
-    batch = BatchRunner(store, api.handle)
+    api = Api(store, catalog, reader, api_url, record_id(settings.seed, "organization", 0), ctx.client_id,
+              bulk_messages=version.bulk_messages)
+    batch = BatchRunner(store, api.handle, api_root + "/")
     tokens = token_issuer(ctx)
     challenge = (f"Bearer authorization_uri={authority(ctx)}/oauth2/authorize, resource_id={org_url}/")
     faults = ctx.faults["dataverse"]
@@ -85,8 +99,8 @@ def build(ctx: SandboxContext) -> Service:
                                                           f'error_description="{problem}"'})
 
     def respond(method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> ApiResponse:
-        if not path.startswith(API_ROOT + "/") and path != API_ROOT:
-            return ApiResponse.error(segment_not_found(path.strip("/").split("/")[0]))
+        if not path.startswith(api_root + "/") and path != api_root:  # another version, or no Web API at all
+            return ApiResponse.error(segment_not_found(_unknown_segment(path, api_root)))
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if faults.take(TOKEN_EXPIRY, method, path) is not None:
             tokens.revoke_all()
@@ -95,7 +109,7 @@ def build(ctx: SandboxContext) -> Service:
         problem = tokens.check(token.strip(), org_url)
         if problem:
             return unauthorized(problem)
-        request = ApiRequest(method, path[len(API_ROOT) + 1:], dict(parse_qsl(query, keep_blank_values=True)),
+        request = ApiRequest(method, path[len(api_root) + 1:], dict(parse_qsl(query, keep_blank_values=True)),
                              headers, body)
         if request.path.strip("/") == "$batch" and method == "POST":
             try:
@@ -129,4 +143,5 @@ def build(ctx: SandboxContext) -> Service:
     return Service(name="dataverse", app=app, render_fault=render_fault,
                    control_routes=control_routes(store, catalog, tracking, settings.seed, partial(
                        install_solution_data, store, catalog, plan, ctx.accounts, settings.days)),
-                   contract={"dataverse_url": org_url, "bare": settings.bare}, on_shutdown=store.close)
+                   contract={"dataverse_url": org_url, "dataverse_api_version": version.name, "bare": settings.bare},
+                   on_shutdown=store.close)

@@ -1,4 +1,4 @@
-"""The Web API's routes below `/api/data/v9.2/`: one `handle(ApiRequest) -> ApiResponse` for HTTP and `$batch`."""
+"""The Web API's routes below `/api/data/<version>/`: one `handle(ApiRequest) -> ApiResponse` for HTTP and `$batch`."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ class Api:
     """Dispatches one Web API request; errors come back as the documented error JSON."""
 
     def __init__(self, store: Store, catalog: Catalog, reader: CollectionReader, api_url: str,
-                 organization_id: str, user_id: str) -> None:
+                 organization_id: str, user_id: str, bulk_messages: bool = True) -> None:
         self.store, self.catalog, self.reader, self.api_url = store, catalog, reader, api_url
+        self.bulk_messages = bulk_messages  # the version has CreateMultiple, UpdateMultiple, UpsertMultiple
         self.writer = Writer(store, catalog, api_url)
         self.lists = Memberships(store, catalog)
         self.who_am_i = {"BusinessUnitId": organization_id, "UserId": user_id, "OrganizationId": organization_id}
@@ -148,7 +149,7 @@ class Api:
 
     # -- bulk operations ---------------------------------------------------------------------------------
     def _bulk(self, table: Table, message: str, request: ApiRequest) -> ApiResponse:
-        if message not in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple"):
+        if message not in ("CreateMultiple", "UpdateMultiple", "UpsertMultiple") or not self.bulk_messages:
             raise segment_not_found(ACTION + message)
         if not table.bulk_operations:
             raise bad_request(f"The '{message}' message is not supported for the entity '{table.logical_name}'. "
@@ -181,7 +182,7 @@ class Api:
     def _target_key(self, table: Table, target: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
         """How a bulk target names its row: `@odata.id`, its primary key, or a whole alternate key."""
         if "@odata.id" in target:
-            name, key, rest = split_segment(str(target["@odata.id"]).split("/api/data/v9.2/")[-1].lstrip("/"))
+            name, key, rest = split_segment(str(target["@odata.id"]).split(self.writer.api_path)[-1].lstrip("/"))
             if self.catalog.by_set(name) is not table or key is None or rest:
                 raise bad_request(f"The '@odata.id' '{target['@odata.id']}' does not name a {table.logical_name}.")
             return parse_key(table, key)

@@ -21,7 +21,6 @@ from dotdyn_pipeline.sandbox.dataverse.messages import ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.store import Store
 
 MAX_REQUESTS = 1000
-API_PREFIX = "/api/data/v9.2/"
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 
 
@@ -69,7 +68,7 @@ def _headers_and_body(section: bytes) -> tuple[dict[str, str], bytes]:
     return headers, body
 
 
-def _request(section: bytes) -> Part:
+def _request(section: bytes, api_path: str) -> Part:
     headers, http = _headers_and_body(section)
     request_line, _, rest = http.partition(b"\n")
     inner_headers, body = _headers_and_body(rest) if rest.strip() else ({}, b"")
@@ -80,24 +79,25 @@ def _request(section: bytes) -> Part:
         raise bad_request(f"The batch part has no request line: '{line[:100]}'.")
     url = urlsplit(target.replace(" ", "%20"))
     path = unquote(url.path)
-    path = path.split(API_PREFIX, 1)[1] if API_PREFIX in path else path.lstrip("/")
+    path = path.split(api_path, 1)[1] if api_path in path else path.lstrip("/")
     query = dict(parse_qsl(url.query, keep_blank_values=True))
     return Part(ApiRequest(method.upper(), path, query, inner_headers, body.rstrip(b"\n")),
                 headers.get("content-id"))
 
 
-def parse(content_type: str, body: bytes) -> list[Part | ChangeSet]:
-    """The batch's requests and change sets, in order."""
+def parse(content_type: str, body: bytes, api_path: str) -> list[Part | ChangeSet]:
+    """The batch's requests and change sets, in order (`api_path`: the Web API's, `/api/data/<version>/`)."""
     items: list[Part | ChangeSet] = []
     for section in _split(body, _boundary(content_type)):
         headers, content = _headers_and_body(section)
         if headers.get("content-type", "").lower().startswith("multipart/mixed"):
-            change_set = ChangeSet([_request(s) for s in _split(content, _boundary(headers["content-type"]))])
+            change_set = ChangeSet([_request(s, api_path)
+                                    for s in _split(content, _boundary(headers["content-type"]))])
             if any(p.request.method == "GET" for p in change_set.parts):
                 raise bad_request("A change set cannot contain GET requests.")
             items.append(change_set)
         else:
-            items.append(_request(section))
+            items.append(_request(section, api_path))
     return items
 
 
@@ -113,11 +113,11 @@ def _render(response: ApiResponse, content_id: str | None = None) -> str:
 class BatchRunner:
     """Runs a parsed batch through the Web API handler."""
 
-    def __init__(self, store: Store, handle: Callable[[ApiRequest], ApiResponse]) -> None:
-        self.store, self.handle = store, handle
+    def __init__(self, store: Store, handle: Callable[[ApiRequest], ApiResponse], api_path: str) -> None:
+        self.store, self.handle, self.api_path = store, handle, api_path
 
     def run(self, request: ApiRequest) -> ApiResponse:
-        items = parse(request.headers.get("content-type", ""), request.body)
+        items = parse(request.headers.get("content-type", ""), request.body, self.api_path)
         total = sum(len(i.parts) if isinstance(i, ChangeSet) else 1 for i in items)
         if total > MAX_REQUESTS:
             raise DataverseError(400, "0x80060888", "The current change set contains too many operations. A "
@@ -145,7 +145,7 @@ class BatchRunner:
     def _one(self, request: ApiRequest, prefer: str, references: dict[str, str]) -> ApiResponse:
         head, _, tail = request.path.partition("/")
         if head in references:
-            request.path = references[head].split(API_PREFIX, 1)[1] + ("/" + tail if tail else "")
+            request.path = references[head].split(self.api_path, 1)[1] + ("/" + tail if tail else "")
         elif head.startswith("$") and head not in ("$batch", "$metadata"):
             return ApiResponse.error(bad_request(
                 f"Content-ID Reference: '{head}' does not exist in the batch context."))

@@ -14,7 +14,7 @@ JSON_TYPE = "application/json; odata.metadata=minimal"
 @dataclass
 class ApiRequest:
     method: str
-    path: str  # below /api/data/v9.2/, percent-decoded
+    path: str  # below /api/data/<version>/, percent-decoded
     query: dict[str, str]  # percent-decoded
     headers: dict[str, str]  # lower-case names
     body: bytes = b""

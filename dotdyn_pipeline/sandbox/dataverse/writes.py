@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.errors import (
@@ -19,8 +20,6 @@ from dotdyn_pipeline.sandbox.dataverse.errors import (
 from dotdyn_pipeline.sandbox.dataverse.odata import DECIMAL, NUMERIC, normalize_datetime, parse_key, split_segment
 from dotdyn_pipeline.sandbox.dataverse.schema import READ_ONLY, Column, Table
 from dotdyn_pipeline.sandbox.dataverse.store import VERSION, Store, type_column
-
-API_PATH = "/api/data/v9.2/"
 
 
 def _type_error(value: Any, column: Column) -> DataverseError:
@@ -78,6 +77,7 @@ class Writer:
 
     def __init__(self, store: Store, catalog: Catalog, api_url: str) -> None:
         self.store, self.catalog, self.api_url = store, catalog, api_url
+        self.api_path = urlsplit(api_url).path + "/"  # /api/data/<version>/
 
     # -- addressing --------------------------------------------------------------------------------------
     def entity_url(self, table: Table, row: dict[str, Any]) -> str:
@@ -99,7 +99,7 @@ class Writer:
 
     def resolve_reference(self, reference: str) -> tuple[Table, dict[str, Any]]:
         """`/contacts(<id>)`, `contacts(key='v')` or an absolute entity URL -> (table, row)."""
-        path = reference.split(API_PATH, 1)[1] if API_PATH in reference else reference.lstrip("/")
+        path = reference.split(self.api_path, 1)[1] if self.api_path in reference else reference.lstrip("/")
         name, key, rest = split_segment(path)
         table = self.catalog.by_set(name)
         if table is None or key is None or rest:
