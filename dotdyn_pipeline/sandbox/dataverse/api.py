@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from dotdyn_pipeline.sandbox.dataverse import metadata
+from dotdyn_pipeline.sandbox.dataverse.bulk_delete import BulkDelete
 from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request, segment_not_found
 from dotdyn_pipeline.sandbox.dataverse.lists import Memberships
@@ -29,6 +30,7 @@ class Api:
         self.bulk_messages = bulk_messages  # the version has CreateMultiple, UpdateMultiple, UpsertMultiple
         self.writer = Writer(store, catalog, api_url)
         self.lists = Memberships(store, catalog)
+        self.bulk_delete = BulkDelete(store, catalog, self._delete_row)
         self.who_am_i = {"BusinessUnitId": organization_id, "UserId": user_id, "OrganizationId": organization_id}
 
     def handle(self, request: ApiRequest) -> ApiResponse:
@@ -49,6 +51,10 @@ class Api:
                                                        "WhoAmIResponse", **self.who_am_i})
         if path == "AddListMembersList" and method == "POST":
             return self._add_list_members_list(request)
+        if path == "BulkDelete" and method == "POST":
+            job_id = self.bulk_delete.run(request.json())
+            return ApiResponse.json({"@odata.context": f"{self.api_url}/$metadata#Microsoft.Dynamics.CRM."
+                                                       "BulkDeleteResponse", "JobId": job_id})
         name, key, rest = split_segment(path)
         table = self.catalog.require_set(name)
         if table.entity_set in READ_ONLY_SETS and method != "GET":
@@ -93,8 +99,7 @@ class Api:
             return self._written(table, row, request, created=created)
         if method == "DELETE":
             with self.store.transaction():
-                row = self.writer.delete(table, key)
-                self._after_write(table, row)
+                self._delete_row(table, self.writer.require(table, key))
             return ApiResponse(204)
         raise DataverseError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on a record.")
 
@@ -120,6 +125,10 @@ class Api:
             response.headers["Preference-Applied"] = "return=representation"
             return response
         return ApiResponse(204, headers={"OData-EntityId": url, "Location": url})
+
+    def _delete_row(self, table: Table, row: dict[str, Any]) -> None:
+        self.store.delete(table, row)
+        self._after_write(table, row)
 
     def _after_write(self, table: Table, row: dict[str, Any]) -> None:
         if table.logical_name == "listmember" and row.get("listid"):

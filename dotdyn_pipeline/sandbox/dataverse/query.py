@@ -1,8 +1,12 @@
-"""Reading collections: `$select`, `$filter`, `$orderby`, `$top`, `$count`, paging and change tracking.
+"""Reading collections: `$select`, `$filter`, `$orderby`, `$top`, `$count`, `$expand`, paging and change tracking.
 
 Paging follows the documented contract: `Prefer: odata.maxpagesize=N` (default and maximum 5000) is echoed
 in `Preference-Applied`, and while rows remain the page carries `@odata.nextLink` with an opaque, signed
-`$skiptoken` (a keyset position, so a page costs the same however deep it is). With
+`$skiptoken` (a keyset position, so a page costs the same however deep it is). `$top=N` ends the result
+after N rows whatever the page size: pages are never larger than what is left of it and the page that
+reaches it has no `@odata.nextLink`. Query languages the stand-in does not run (`fetchXml`, `sql`, saved
+and user queries) and OData options it does not serve (`$apply`, `$skip`, `$search`...) answer the
+documented 400, never the whole table. With
 `Prefer: odata.track-changes` the last page carries `@odata.deltaLink`; following it returns the rows
 written since (by version) and then `$deletedEntity` entries for rows deleted since.
 """
@@ -20,13 +24,16 @@ from urllib.parse import quote
 
 from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.errors import CHANGE_TRACKING, DataverseError, bad_request
+from dotdyn_pipeline.sandbox.dataverse.expand import parse_expand, with_expansions
 from dotdyn_pipeline.sandbox.dataverse.messages import JSON_TYPE, ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.odata import compile_filter, parse_orderby, parse_select
 from dotdyn_pipeline.sandbox.dataverse.schema import Table
 from dotdyn_pipeline.sandbox.dataverse.store import ROWID, VERSION, Store, q, row_json_sql
 
 MAX_PAGE = 5000
-QUERY_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$count", "$skiptoken", "$deltatoken"}
+QUERY_OPTIONS = {"$select", "$filter", "$orderby", "$top", "$count", "$expand", "$skiptoken", "$deltatoken"}
+#: Dataverse's own query parameters (not OData system options), which the stand-in does not run.
+UNSERVED_QUERIES = ("fetchXml", "sql", "savedQuery", "userQuery")
 NOT_WITH_TRACKING = ("$filter", "$orderby", "$expand", "$top")
 
 
@@ -85,6 +92,14 @@ def _after(order: list[tuple[str, bool]], values: list[Any]) -> tuple[str, list[
     return f"({beyond} OR ({column} = ? AND {rest}))", [value, value, *rest_params]
 
 
+def _check_options(query: dict[str, str]) -> None:
+    """The documented 400 for a query option or query language the stand-in does not serve."""
+    unknown = sorted({name for name in query if name.startswith("$")} - QUERY_OPTIONS)
+    unserved = [name for name in query if name in UNSERVED_QUERIES]
+    if unknown or unserved:
+        raise bad_request(f"The query parameter '{(unknown or unserved)[0]}' is not supported.")
+
+
 def _error(message: str) -> DataverseError:
     return DataverseError(400, CHANGE_TRACKING, message)
 
@@ -96,15 +111,14 @@ class CollectionReader:
         self.store, self.signer, self.tracking, self.api_url = store, signer, tracking, api_url
 
     def count(self, table: Table, request: ApiRequest) -> ApiResponse:
+        _check_options(request.query)
         where, params = self._where(table, request)
         return ApiResponse(200, str(self.store.count(table, where, params)).encode(),
                            {"Content-Type": "text/plain", "OData-Version": "4.0"})
 
     def read(self, table: Table, request: ApiRequest) -> ApiResponse:
         query = request.query
-        unknown = {name for name in query if name.startswith("$")} - QUERY_OPTIONS
-        if unknown:
-            raise bad_request(f"The query parameter '{sorted(unknown)[0]}' is not supported.")
+        _check_options(query)
         prefer = request.prefer
         applied = []
         page_size = MAX_PAGE
@@ -121,7 +135,8 @@ class CollectionReader:
                                                           "Microsoft.Dynamics.CRM.lookuplogicalname")
                                                  for part in annotations.strip('"').split(","))
         select = parse_select(table, query.get("$select"))
-        sql_json = row_json_sql(table, tuple(select) if select else None, lookup_names)
+        sql_json = with_expansions(row_json_sql(table, tuple(select) if select else None, lookup_names),
+                                   parse_expand(table, query.get("$expand"), self.tracking.catalog))
         tracked = self.tracking.catalog.is_tracked(table.logical_name)
         track = "odata.track-changes" in prefer
         if (track or "$deltatoken" in query) and not tracked:
@@ -141,7 +156,7 @@ class CollectionReader:
             rows, more, state = self._delta_page(table, sql_json, query["$deltatoken"], state, page_size)
             context += "/$delta"
         else:
-            if "odata.maxpagesize" not in prefer and "$top" in query:
+            if "$top" in query:
                 page_size = min(page_size, self._top(query) - state.get("served", 0))
             rows, more, state = self._page(table, request, sql_json, state, page_size, track)
         head: dict[str, Any] = {"@odata.context": context}
@@ -214,7 +229,7 @@ class CollectionReader:
             state = {**state, "after": list(found[min(len(found), page_size) - 1][3:])}
         more = len(found) > page_size
         served = state.get("served", 0) + min(len(found), page_size)
-        if "$top" in request.query and "odata.maxpagesize" not in request.prefer:
+        if "$top" in request.query:
             more = more and served < self._top(request.query)
         return [row[2] for row in found[:page_size]], more, {**state, "served": served}
 

@@ -44,6 +44,15 @@ STANDARD_TABLES: tuple[Table, ...] = (
            _c("lockstatus", "Boolean")),
     _table("listmember", "listmembers", "listmemberid", _c("listid", "Lookup", "list"),
            _c("entityid", "Lookup", "account", "contact", "lead"), _c("entitytype", max_length=64)),
+    # System jobs, as BulkDelete leaves them: the job (statecode 3 = completed, statuscode 30 = succeeded,
+    # 31 = failed) and its bulk delete operation with the counts.
+    _table("asyncoperation", "asyncoperations", "name", _c("name", max_length=256),
+           _c("operationtype", "Picklist", doc="13 = bulk delete"), _c("message", "Memo"),
+           _c("recurrencepattern", max_length=256), _c("startedon", "DateTime"), _c("completedon", "DateTime"),
+           change_tracking=False),
+    _table("bulkdeleteoperation", "bulkdeleteoperations", "name", _c("name", max_length=256),
+           _c("asyncoperationid", "Lookup", "asyncoperation"), _c("successcount", "Integer"),
+           _c("failurecount", "Integer"), change_tracking=False),
 )
 #: Platform tables the Web API exposes for discovery.
 PLATFORM_TABLES: tuple[Table, ...] = (
