@@ -40,6 +40,7 @@ from dotdyn_pipeline.sandbox.dataverse.errors import (
 from dotdyn_pipeline.sandbox.dataverse.messages import ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.query import ChangeTracking, CollectionReader, Signer
 from dotdyn_pipeline.sandbox.dataverse.schema import organisation_tables, tracked
+from dotdyn_pipeline.sandbox.dataverse.security import SYSTEM_ADMINISTRATOR, Security
 from dotdyn_pipeline.sandbox.dataverse.seed import Plan, install_solution_data, seed
 from dotdyn_pipeline.sandbox.dataverse.store import Store
 from dotdyn_pipeline.sandbox.dataverse.versions import served_version
@@ -87,7 +88,10 @@ def build(ctx: SandboxContext) -> Service:
     tracking = ChangeTracking(catalog, float(option("dataverse.delta_token_max_age", str(7 * 86_400))),
                               option("dataverse.untracked_track_changes", "ignore"))
     reader = CollectionReader(store, Signer(secrets.token_bytes(32)), tracking, api_url)
-    api = Api(store, catalog, reader, api_url, record_id(settings.seed, "organization", 0), ctx.client_id,
+    security = Security(store, settings.seed, ctx.client_id, api_url, version.name, catalog.tables)
+    security.seed(settings.bare, [name.strip() for name in option("dataverse.app_user_roles", SYSTEM_ADMINISTRATOR)
+                                  .split(",") if name.strip()])
+    api = Api(store, catalog, reader, api_url, record_id(settings.seed, "organization", 0), security,
               bulk_messages=version.bulk_messages)
     batch = BatchRunner(store, api.handle, api_root + "/")
     tokens = token_issuer(ctx)

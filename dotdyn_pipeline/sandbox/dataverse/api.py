@@ -8,30 +8,37 @@ from typing import Any
 from dotdyn_pipeline.sandbox.dataverse import metadata
 from dotdyn_pipeline.sandbox.dataverse.bulk_delete import BulkDelete
 from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
+from dotdyn_pipeline.sandbox.dataverse.definitions_api import DefinitionsApi
 from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request, segment_not_found
 from dotdyn_pipeline.sandbox.dataverse.lists import Memberships
 from dotdyn_pipeline.sandbox.dataverse.messages import JSON_TYPE, ApiRequest, ApiResponse
+from dotdyn_pipeline.sandbox.dataverse.metadata import METADATA_SETS
 from dotdyn_pipeline.sandbox.dataverse.odata import parse_key, parse_select, split_segment
 from dotdyn_pipeline.sandbox.dataverse.query import CollectionReader
 from dotdyn_pipeline.sandbox.dataverse.schema import Table
+from dotdyn_pipeline.sandbox.dataverse.security import READ_ONLY_SETS as SECURITY_SETS
+from dotdyn_pipeline.sandbox.dataverse.security import Security
 from dotdyn_pipeline.sandbox.dataverse.store import ROWID, Store
 from dotdyn_pipeline.sandbox.dataverse.writes import Writer
 
 ACTION = "Microsoft.Dynamics.CRM."
-READ_ONLY_SETS = {"EntityDefinitions", "sdkmessagefilters"}
+READ_ONLY_SETS = {"sdkmessagefilters", *SECURITY_SETS}
 
 
 class Api:
     """Dispatches one Web API request; errors come back as the documented error JSON."""
 
     def __init__(self, store: Store, catalog: Catalog, reader: CollectionReader, api_url: str,
-                 organization_id: str, user_id: str, bulk_messages: bool = True) -> None:
+                 organization_id: str, security: Security, bulk_messages: bool = True) -> None:
         self.store, self.catalog, self.reader, self.api_url = store, catalog, reader, api_url
         self.bulk_messages = bulk_messages  # the version has CreateMultiple, UpdateMultiple, UpsertMultiple
         self.writer = Writer(store, catalog, api_url)
+        self.definitions = DefinitionsApi(catalog, api_url)
         self.lists = Memberships(store, catalog)
         self.bulk_delete = BulkDelete(store, catalog, self._delete_row)
-        self.who_am_i = {"BusinessUnitId": organization_id, "UserId": user_id, "OrganizationId": organization_id}
+        self.security = security
+        self.who_am_i = {"BusinessUnitId": security.business_unit_id, "UserId": security.user_id,
+                         "OrganizationId": organization_id}
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         try:
@@ -42,6 +49,9 @@ class Api:
     # -- routing -----------------------------------------------------------------------------------------
     def _route(self, request: ApiRequest) -> ApiResponse:
         path, method = request.path.strip("/"), request.method
+        answer = self.security.handle(request)
+        if answer is not None:
+            return answer
         if path == "" and method == "GET":
             return ApiResponse.json(metadata.service_document(self.catalog, self.api_url))
         if path == "$metadata" and method == "GET":
@@ -56,6 +66,8 @@ class Api:
             return ApiResponse.json({"@odata.context": f"{self.api_url}/$metadata#Microsoft.Dynamics.CRM."
                                                        "BulkDeleteResponse", "JobId": job_id})
         name, key, rest = split_segment(path)
+        if name in METADATA_SETS:
+            return self.definitions.handle(request)
         table = self.catalog.require_set(name)
         if table.entity_set in READ_ONLY_SETS and method != "GET":
             raise DataverseError(405, "0x80060888", f"The entity set '{table.entity_set}' is read-only.")
@@ -82,8 +94,6 @@ class Api:
 
     def _entity(self, table: Table, key: dict[str, Any], rest: str, request: ApiRequest) -> ApiResponse:
         method = request.method
-        if table.entity_set == "EntityDefinitions":
-            return self._definition(key, rest, request)
         if rest.startswith(ACTION) and table.logical_name == "list" and method == "POST":
             return self._member_action(self.writer.require(table, key), rest.removeprefix(ACTION), request)
         if rest:
@@ -135,26 +145,6 @@ class Api:
             list_row = self.store.find(self.catalog.table("list"), {"listid": row["listid"]})
             if list_row is not None:
                 self.lists.refresh_count(list_row)
-
-    # -- metadata ----------------------------------------------------------------------------------------
-    def _definition(self, key: dict[str, Any], rest: str, request: ApiRequest) -> ApiResponse:
-        definitions = self.catalog.table("EntityDefinition")
-        row = self.store.find(definitions, key)
-        if row is None:
-            name = key.get("LogicalName", key.get("MetadataId"))
-            raise DataverseError(404, "0x80040217", f"The entity with a name = '{name}' with namemapping = "
-                                 "'Logical' was not found in the MetadataCache.")
-        if rest == "":
-            return self._single(definitions, row, request)
-        table = self.catalog.table(row["LogicalName"])
-        if rest not in ("Attributes", "Keys"):
-            raise segment_not_found(rest)
-        items = metadata.attributes(table) if rest == "Attributes" else metadata.keys(table)
-        select = [s.strip() for s in request.query.get("$select", "").split(",") if s.strip()]
-        if select:
-            items = [{"MetadataId": i["MetadataId"], **{s: i.get(s) for s in select}} for i in items]
-        return ApiResponse.json({"@odata.context": f"{self.api_url}/$metadata#EntityDefinitions('{row['MetadataId']}')"
-                                                   f"/{rest}", "value": items})
 
     # -- bulk operations ---------------------------------------------------------------------------------
     def _bulk(self, table: Table, message: str, request: ApiRequest) -> ApiResponse:

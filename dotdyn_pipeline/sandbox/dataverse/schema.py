@@ -39,7 +39,8 @@ STANDARD_TABLES: tuple[Table, ...] = (
     _table("campaign", "campaigns", "name", _c("name", max_length=128), _c("codename", max_length=32),
            _c("typecode", "Picklist"), _c("description", "Memo"), change_tracking=False),
     _table("list", "lists", "listname", _c("listname", max_length=128), _c("createdfromcode", "Picklist",
-           doc="member type: 1 account, 2 contact, 4 lead"), _c("type", "Boolean", doc="true = dynamic"),
+           doc="member type: 1 account, 2 contact, 4 lead", options=((1, "Account"), (2, "Contact"), (4, "Lead"))),
+           _c("type", "Boolean", doc="true = dynamic"),
            _c("query", "Memo", doc="FetchXML of a dynamic list"), _c("membercount", "Integer"),
            _c("lockstatus", "Boolean")),
     _table("listmember", "listmembers", "listmemberid", _c("listid", "Lookup", "list"),
@@ -54,17 +55,40 @@ STANDARD_TABLES: tuple[Table, ...] = (
            _c("asyncoperationid", "Lookup", "asyncoperation"), _c("successcount", "Integer"),
            _c("failurecount", "Integer"), change_tracking=False),
 )
-#: Platform tables the Web API exposes for discovery.
+#: Platform tables the Web API exposes for discovery (EntityDefinitions are computed: definitions.py).
 PLATFORM_TABLES: tuple[Table, ...] = (
-    Table("EntityDefinition", "EntityDefinitions", "LogicalName", (
-        _c("MetadataId", "Uniqueidentifier"), _c("LogicalName"), _c("SchemaName"), _c("EntitySetName"),
-        _c("PrimaryIdAttribute"), _c("PrimaryNameAttribute"), _c("ChangeTrackingEnabled", "Boolean"),
-        _c("CanChangeTrackingBeEnabled", "Complex"), _c("IsCustomEntity", "Boolean"), _c("ObjectTypeCode",
-        "Integer")), keys=(("LogicalName",),), change_tracking=False, system=False),
     _table("sdkmessagefilter", "sdkmessagefilters", "sdkmessagefilterid", _c("primaryobjecttypecode"),
            _c("sdkmessagename", doc="read as sdkmessageid/name"), change_tracking=False, system=False),
 )
 
+#: Security and installation records (served by security.py).
+SECURITY_TABLES: tuple[Table, ...] = (
+    table("businessunit", "businessunits", "name", _c("name", max_length=160),
+          _c("parentbusinessunitid", "Lookup", "businessunit"), change_tracking=False,
+          schema_name="BusinessUnit"),
+    table("systemuser", "systemusers", "fullname", _c("fullname", max_length=200),
+          _c("domainname", max_length=1024), _c("applicationid", "Uniqueidentifier"),
+          _c("businessunitid", "Lookup", "businessunit"), _c("isdisabled", "Boolean"),
+          _c("accessmode", "Picklist", doc="4: non-interactive (an application user)"), change_tracking=False,
+          schema_name="SystemUser"),
+    table("role", "roles", "name", _c("name"), _c("description", "Memo"), _c("businessunitid", "Lookup",
+          "businessunit"), change_tracking=False, schema_name="Role"),
+    table("privilege", "privileges", "name", _c("name"), _c("accessright", "Integer"), change_tracking=False,
+          system=False, schema_name="Privilege"),
+    table("publisher", "publishers", "friendlyname", _c("uniquename"), _c("friendlyname", max_length=256),
+          _c("customizationprefix", max_length=8), _c("customizationoptionvalueprefix", "Integer"),
+          _c("description", "Memo"), change_tracking=False, schema_name="Publisher"),
+    table("solution", "solutions", "friendlyname", _c("uniquename", max_length=65),
+          _c("friendlyname", max_length=256), _c("version", max_length=256), _c("description", "Memo"),
+          _c("publisherid", "Lookup", "publisher"), _c("ismanaged", "Boolean"), change_tracking=False,
+          schema_name="Solution"),
+    table("systemuserroles", "systemuserrolescollection", "systemuserrolesid",
+          _c("systemuserid", "Uniqueidentifier"), _c("roleid", "Uniqueidentifier"),
+          keys=[("systemuserid", "roleid")], change_tracking=False, system=False, schema_name="SystemUserRoles"),
+    table("roleprivileges", "roleprivilegescollection", "roleprivilegesid", _c("roleid", "Uniqueidentifier"),
+          _c("privilegeid", "Uniqueidentifier"), _c("privilegedepthmask", "Integer"),
+          keys=[("roleid", "privilegeid")], change_tracking=False, system=False, schema_name="RolePrivileges"),
+)
 
 
 def with_solution(standard: Table) -> Table:
@@ -75,11 +99,12 @@ def with_solution(standard: Table) -> Table:
     own = standard.columns[:len(standard.columns) - len(solution.SYSTEM_COLUMNS)]
     return dataclasses.replace(standard, columns=(*own, *added, *solution.SYSTEM_COLUMNS))
 
+
 def organisation_tables(bare: bool = False) -> tuple[Table, ...]:
     """Every table of an organisation: with the solution installed, or (`bare`) Microsoft's tables only."""
     if bare:
-        return (*STANDARD_TABLES, *PLATFORM_TABLES)
-    return (*(with_solution(t) for t in STANDARD_TABLES), *solution.TABLES, *PLATFORM_TABLES)
+        return (*STANDARD_TABLES, *PLATFORM_TABLES, *SECURITY_TABLES)
+    return (*(with_solution(t) for t in STANDARD_TABLES), *solution.TABLES, *PLATFORM_TABLES, *SECURITY_TABLES)
 
 
 #: Navigation paths the filter accepts, mapped onto a column (the only one the discovery query needs).
