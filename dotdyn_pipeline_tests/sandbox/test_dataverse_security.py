@@ -8,8 +8,10 @@ import pytest
 
 from dotdyn_pipeline.sandbox.process import running_sandbox
 from dotdyn_pipeline.solution import schema as solution
-from dotdyn_pipeline_tests.sandbox.dataverse_helpers import PRIVATE, dv, error_of, web_api  # noqa: F401
+from dotdyn_pipeline_tests.sandbox import dataverse_helpers as helpers
+from dotdyn_pipeline_tests.sandbox.dataverse_helpers import PRIVATE, error_of, web_api
 
+dv = helpers.dv
 ROLE_PRIVILEGES = "roleprivileges_association"
 
 
