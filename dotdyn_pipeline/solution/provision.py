@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dotdyn_pipeline.connectors.dataverse import odata
+from dotdyn_pipeline.connectors.dataverse import DataverseError, odata
 from dotdyn_pipeline.connectors.dataverse.metadata import (
     MetadataClient,
     MissingPrivilege,
@@ -32,9 +32,10 @@ from dotdyn_pipeline.solution.schema import Column, Publisher, Role, Solution, T
 #: The order changes are applied in: each kind only needs kinds before it.
 KINDS = ("publisher", "solution", "table", "column", "lookup", "key", "change tracking", "role", "privileges",
          "role assignment")
-#: What a change does, as the present and past tense of its line.
+#: What a change does, as the present and past tense of its line, and what its line calls the thing changed.
 VERBS = {"change tracking": ("turn on", "turned on"), "privileges": ("grant", "granted"),
          "role assignment": ("assign", "assigned")}
+NOUNS = {"change tracking": "change tracking for", "privileges": "privileges to role", "role assignment": "role"}
 #: Columns Dataverse makes with every table: the primary key and the system columns.
 _MADE_WITH_TABLE = {c.name for c in schema.SYSTEM_COLUMNS}
 
@@ -77,7 +78,7 @@ class Change:
 
     @property
     def what(self) -> str:
-        return f"{self.kind} {self.name}" + (f" ({self.detail})" if self.detail else "")
+        return f"{NOUNS.get(self.kind, self.kind)} {self.name}" + (f" ({self.detail})" if self.detail else "")
 
 
 @dataclass
@@ -345,8 +346,8 @@ def apply(client: MetadataClient, spec: SolutionSpec, org: Organisation, the_pla
           report: Callable[[Change], None] = lambda change: None) -> list[Change]:
     """Make the plan's changes in order, calling `report` after each; the changes made.
 
-    A refusal for a missing privilege stops the run with ProvisionStopped, naming the privilege and the changes
-    made so far; the next run plans from what exists and goes on from there.
+    A refusal stops the run with ProvisionStopped, naming the change refused (and the privilege, when one was
+    missing) and holding the changes made so far; the next run plans from what exists and goes on from there.
     """
     applier = _Applier(client, spec, org)
     for change in the_plan.changes:
@@ -358,6 +359,11 @@ def apply(client: MetadataClient, spec: SolutionSpec, org: Organisation, the_pla
                 f"the application user lacks the privilege {privilege}, needed to {change.action()}. "
                 "Give it a role that holds that privilege (System Customizer, for example) and run dotdyn "
                 "provision again: it goes on from where this run stopped", applier.done, refusal.privilege) from None
+        except DataverseError as refusal:
+            reason = str(refusal).rstrip(".")
+            raise ProvisionStopped(f"the organisation refused to {change.action()}: {reason}. Once that is put "
+                                   "right, run dotdyn provision again: it goes on from there",
+                                   applier.done) from None
         applier.done.append(change)
         report(change)
     return applier.done
@@ -459,7 +465,8 @@ def run_command(*, dry_run: bool, as_json: bool, key_timeout: float, spec: Solut
     for conflict in outcome.conflicts:
         print(f"conflict: {conflict}")
     if outcome.error:
-        print(f"stopped: {outcome.error}")
+        print(f"stopped after {len(outcome.changes)} changes{' (above)' if outcome.changes else ''}: "
+              f"{outcome.error}")
     verb = "to make" if dry_run else "made"
     print(f"{len(outcome.changes)} changes {verb}, {outcome.unchanged} unchanged, {len(outcome.conflicts)} "
           f"conflicts; {outcome.requests} requests in {outcome.seconds:.1f} s")
