@@ -84,8 +84,10 @@ class Catalog:
         self._keys: dict[str, list[KeyIndex]] = {}
         self._relationship_names: dict[tuple[str, str, str], str] = {}  # (referencing, lookup, referenced)
         self._type_codes: dict[str, int] = {}
-        self.labels: dict[tuple[str, ...], dict[str, Any]] = {}  # (table[, column]) -> label properties
-        self.solutions: dict[tuple[str, ...], str] = {}  # component -> solution unique name
+        #: What a metadata write said about a table (table,) or column (table, column) beyond its Table: schema
+        #: name, labels, ownership, options ..., which the definitions serve instead of derived defaults.
+        self.properties: dict[tuple[str, ...], dict[str, Any]] = {}
+        self.solutions: dict[tuple[str, ...], str] = {}  # component -> unique name of the solution it is in
         for table in tables:
             self.add_table(table, table.logical_name in tracked, index_ready=True)
         self.version = 1

@@ -268,9 +268,8 @@ def seed(store: Store, catalog: Catalog, plan: Plan, accounts: list[EmailAccount
         if catalog.get(logical) is not None:  # a bare organisation has no esc_ table (nor esc_ column on list)
             _load_dicts(store, catalog.table(logical), rows)
             counts[logical] = len(rows)
-    for logical, rows in (("EntityDefinition", metadata.entity_definitions(catalog)),
-                          ("sdkmessagefilter", metadata.message_filters(catalog) if bulk_messages else [])):
-        store.load(catalog.table(logical), (_tuple(catalog.table(logical), r) for r in rows))
+    filters = catalog.table("sdkmessagefilter")
+    store.load(filters, (_tuple(filters, r) for r in (metadata.message_filters(catalog) if bulk_messages else [])))
     store.create_indexes({"contact": ["emailaddress1", "modifiedon"], "lead": ["emailaddress1", "modifiedon"],
                           "account": ["modifiedon"], "listmember": ["listid", "entityid"]})
     store.db.execute('UPDATE "list" SET membercount = (SELECT COUNT(*) FROM listmember m WHERE m.listid = '
