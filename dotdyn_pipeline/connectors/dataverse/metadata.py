@@ -139,8 +139,9 @@ def _table_label(table: Table) -> str:
 
 
 def relationship_name(table: str, col: Column) -> str:
-    """The one-to-many relationship behind lookup `col` of `table`: `<referenced>_<referencing>_<lookup>`."""
-    return f"{col.targets[0]}_{table}_{col.name}"
+    """The one-to-many relationship behind lookup `col` of `table`, `<lookup without id>_<table>`: unique, and
+    beginning with the publisher's prefix as the lookup's name does (Dataverse requires it of custom ones)."""
+    return f"{col.name.removesuffix('id')}_{table}"
 
 
 def relationship_body(table: str, col: Column, referenced_key: str) -> dict[str, Any]:
