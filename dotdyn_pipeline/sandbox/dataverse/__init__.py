@@ -10,6 +10,8 @@ Options (`dotdyn sandbox up --option key=value`):
 - `dataverse.untracked_track_changes` (`ignore` | `error`): what `Prefer: odata.track-changes` does on them.
 - `dataverse.delta_token_max_age` (seconds, default 604800 = 7 days): how long a delta token stays valid.
 - `dataverse.seed_workers` (default 2): processes generating contacts at start-up.
+- `dataverse.key_index_seconds` (default 2): how long an alternate key created through the Web API stays
+  Pending before its index is Active (or Failed, when the rows are not unique on it).
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def build(ctx: SandboxContext) -> Service:
     api_root = version.root
     api_url = org_url + api_root
     tables = organisation_tables(settings.bare)
-    catalog = Catalog(tables, tracked(tables, settings.options))
+    catalog = Catalog(tables, tracked(tables, settings.options), float(option("dataverse.key_index_seconds", "2")))
     store = Store(ctx.directory / "dataverse.sqlite", tables)
     plan = Plan(settings.seed, settings.contacts, settings.leads, settings.accounts, settings.email_accounts)
     counts = seed(store, catalog, plan, ctx.accounts, settings.days,

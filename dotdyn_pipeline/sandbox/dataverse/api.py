@@ -8,6 +8,7 @@ from typing import Any
 from dotdyn_pipeline.sandbox.dataverse import metadata
 from dotdyn_pipeline.sandbox.dataverse.bulk_delete import BulkDelete
 from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
+from dotdyn_pipeline.sandbox.dataverse.customization import Customizer
 from dotdyn_pipeline.sandbox.dataverse.definitions_api import DefinitionsApi
 from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request, segment_not_found
 from dotdyn_pipeline.sandbox.dataverse.lists import Memberships
@@ -33,7 +34,8 @@ class Api:
         self.store, self.catalog, self.reader, self.api_url = store, catalog, reader, api_url
         self.bulk_messages = bulk_messages  # the version has CreateMultiple, UpdateMultiple, UpsertMultiple
         self.writer = Writer(store, catalog, api_url)
-        self.definitions = DefinitionsApi(catalog, api_url)
+        self.definitions = DefinitionsApi(catalog, api_url, Customizer(store, catalog, api_url, security,
+                                                                       security.user_id, bulk_messages))
         self.lists = Memberships(store, catalog)
         self.bulk_delete = BulkDelete(store, catalog, self._delete_row)
         self.security = security

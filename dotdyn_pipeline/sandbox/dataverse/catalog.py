@@ -5,6 +5,7 @@ replaces the table's `Table` object and never mutates it, so that nothing built 
 SQL expression, a parsed `$select`) is mistaken for the new one. The catalog also holds what a `Table` does
 not say: which tables are change-tracked, the index status of each alternate key, relationship names,
 metadata ids, labels, the solution each component belongs to, and the organisation's metadata version.
+(The privileges each table has are the security module's: security.py.)
 """
 
 from __future__ import annotations
@@ -23,16 +24,6 @@ from dotdyn_pipeline.sandbox.dataverse.schema import Column, Table
 #: ObjectTypeCode of Microsoft's tables; custom tables count up from 10000 in the order they were created.
 TYPE_CODES = {"account": 1, "contact": 2, "lead": 4, "list": 4300, "listmember": 4301, "campaign": 4400,
               "publisher": 7101, "solution": 7100, "solutioncomponent": 7103, "sdkmessagefilter": 4607}
-#: Access rights of a table's privileges, as Dataverse numbers them (AccessRights enum).
-ACCESS_RIGHTS = {"Create": 32, "Read": 1, "Write": 2, "Delete": 65536, "Append": 4, "AppendTo": 16,
-                 "Assign": 524288, "Share": 262144}
-#: Privileges on the organisation's metadata that the metadata operations and role management check.
-CUSTOMIZATION_PRIVILEGES = {"Entity": ("Create", "Read", "Write", "Delete"),
-                            "Attribute": ("Create", "Read", "Write", "Delete"),
-                            "Relationship": ("Create", "Read", "Write", "Delete"),
-                            "EntityKey": ("Create", "Read", "Delete"),
-                            "Role": ("Create", "Read", "Write", "Delete"), "Publisher": ("Create", "Read", "Write"),
-                            "Solution": ("Create", "Read", "Write")}
 PENDING, ACTIVE, FAILED = "Pending", "Active", "Failed"
 
 
@@ -159,15 +150,6 @@ class Catalog:
                                                         f"{target}_{table.logical_name}_{column.name}")
                     found.append(Relationship(name, target, table.logical_name, column.name))
         return found
-
-    # -- privileges --------------------------------------------------------------------------------------
-    def privileges(self) -> list[dict[str, Any]]:
-        """Every privilege of the organisation: the eight of each table, prv{Right}{logical name}, and those on
-        its metadata (prvCreateEntity, prvWriteAttribute ...), with stable ids."""
-        rights = [(t.logical_name, tuple(ACCESS_RIGHTS)) for t in self._tables.values()]
-        rights += list(CUSTOMIZATION_PRIVILEGES.items())
-        return [{"privilegeid": metadata_id("privilege", f"prv{right}{name}"), "name": f"prv{right}{name}",
-                 "accessright": ACCESS_RIGHTS[right]} for name, names in rights for right in names]
 
     # -- changes -----------------------------------------------------------------------------------------
     def add_table(self, table: Table, tracked: bool, index_ready: bool = False) -> None:

@@ -131,7 +131,7 @@ class Definitions:
         name = table.logical_name
         props = self._props(name)
         custom = table.custom or props.get("IsCustomEntity", False)
-        schema_name = props.get("SchemaName", name if custom else name.capitalize())
+        schema_name = props.get("SchemaName", table.schema_name)
         display = props.get("DisplayName", table.display_name or solution.label(name.removeprefix(
             solution.PREFIX + "_")))
         standard_owned = "OrganizationOwned" if name == "listmember" else "UserOwned"
