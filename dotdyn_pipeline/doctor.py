@@ -30,9 +30,10 @@ class Check:
         return f"{self.name}: FAILED: {self.detail}" + (f" - fix: {self.fix}" if self.fix else "")
 
 
-def _listed(items: list[str], limit: int = 8) -> str:
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return "; ".join(items[:limit]) + more
+def _listed(names: list[str], limit: int = 5) -> str:
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit - 2])} and {len(names) - limit + 2} more"
 
 
 def _state_store(settings: Settings) -> list[Check]:
@@ -91,13 +92,17 @@ def _solution_and_tracking(client) -> list[Check]:
 
     spec = SolutionSpec()
     found = plan_tables(spec, client.tables(spec.table_names()))
-    missing = [change.what for change in found.changes if change.kind != "change tracking"]
-    problems = missing + [f"conflict: {c}" for c in found.conflicts] + [
+    missing: dict[str, list[str]] = {}
+    for change in found.changes:
+        if change.kind != "change tracking":
+            missing.setdefault(change.kind, []).append(change.name)
+    problems = [f"{len(names)} {kind}{'s' if len(names) > 1 else ''} ({_listed(names)})"
+                for kind, names in missing.items()] + [f"conflict: {c}" for c in found.conflicts] + [
         f"keys of {table} not Active yet" for table in found.keys_to_wait_for]
     untracked = [change.table for change in found.changes if change.kind == "change tracking"]
     tables = len(spec.tables)
     return [
-        Check("solution", False, "missing: " + _listed(problems), PROVISION) if problems else
+        Check("solution", False, "missing " + "; ".join(problems), PROVISION) if problems else
         Check("solution", True, f"{tables} tables, their columns and alternate keys (Active), and the columns "
                                 "on standard tables"),
         Check("change tracking", False, "off on " + ", ".join(untracked), PROVISION) if untracked else
