@@ -222,11 +222,17 @@ class _Planner:
 
     def _keys(self, table: Table, state: TableState) -> None:
         existing = {frozenset(k.columns): k for k in state.keys}
-        for number, columns in enumerate(table.keys):
+        taken = {k.schema_name for k in state.keys}
+        for columns in table.keys:
             found = existing.get(frozenset(columns))
-            if found is None:
-                self.add("key", f"{table.logical_name}.{table.key_name(number)}", ", ".join(columns),
-                         table.logical_name, (table.key_name(number), columns))
+            if found is None:  # named after its place in the definition, or the next name no key of the table has
+                number = table.keys.index(columns)
+                while table.key_name(number) in taken:
+                    number += 1
+                name = table.key_name(number)
+                taken.add(name)
+                self.add("key", f"{table.logical_name}.{name}", ", ".join(columns), table.logical_name,
+                         (name, columns))
                 continue
             self.unchanged += 1
             if found.status != "Active" and table.logical_name not in self.keys_to_wait_for:

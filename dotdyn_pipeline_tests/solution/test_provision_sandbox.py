@@ -209,3 +209,19 @@ def test_a_newer_definition_adds_only_what_is_missing_and_keeps_the_rows(org, ac
     assert {r["esc_region"] for r in rows} == {None}
     keyed = org.api.patch(f"esc_emailaccounts(esc_name='{rows[0]['esc_name']}')", json={"esc_region": 2})
     assert keyed.status_code == 204, keyed.text  # the new key addresses the row
+
+
+def test_a_key_whose_index_fails_is_reported_with_the_fix_run_after_run(org, accounts):
+    account = schema.BY_LOGICAL["esc_emailaccount"]
+    shared = dataclasses.replace(account, keys=(*account.keys, ("esc_transport",)))  # every account says "rest"
+    spec = dataclasses.replace(SolutionSpec(), tables=tuple(shared if t is account else t for t in schema.TABLES))
+    with MetadataClient(dataverse_config(org.contract)) as client:
+        first = provision(client, spec, key_timeout=60)
+        again = provision(client, spec, key_timeout=60)
+    # the newer definition's key took the name esc_emailaccount_key1: the next free name is used
+    assert [c.what for c in first.changes] == ["key esc_emailaccount.esc_emailaccount_key2 (esc_transport)"]
+    for outcome in (first, again):
+        assert not outcome.ok
+        assert "could not build the index of the alternate key esc_emailaccount." in outcome.error
+        assert "(esc_transport): rows of the table share the key's values" in outcome.error
+    assert again.changes == []
