@@ -189,7 +189,7 @@ class MetadataClient(DataverseClient):
         try:
             return self._send(method, url, kind="metadata", headers=sent, json_body=json_body)
         except DataverseAuthError as error:
-            if error.status == 403:
+            if error.status == 403 or error.code == MISSING_PRIVILEGE_CODE:
                 raise MissingPrivilege(error) from None
             raise
 
