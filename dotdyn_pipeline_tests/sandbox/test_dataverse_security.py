@@ -97,5 +97,12 @@ def test_a_user_without_customisation_privileges_is_refused_naming_the_privilege
         error = error_of(refused)
         assert error["code"] == "0x80040220" and "missing prvCreatePublisher privilege" in error["message"]
         assert client.get("publishers", params={"$filter": "uniquename eq 'other'"}).json()["value"] == []
+        metadata_writes = {  # each message refused for the privilege Microsoft lists for it
+            "EntityDefinitions": "prvCreateEntity", "RelationshipDefinitions": "prvCreateRelationship",
+            "EntityDefinitions(LogicalName='contact')/Attributes": "prvCreateAttribute",
+            "EntityDefinitions(LogicalName='contact')/Keys": "prvCreateEntityKey"}
+        for path, privilege in metadata_writes.items():
+            response = client.post(path, json={"SchemaName": "new_thing"})
+            assert response.status_code == 403 and f"missing {privilege} privilege" in error_of(response)["message"]
         me = client.get("WhoAmI").json()
         assert set(user_roles(client, me["UserId"])) == {"Basic User", solution.CONNECTOR_ROLE}

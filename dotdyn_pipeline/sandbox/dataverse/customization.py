@@ -2,13 +2,13 @@
 .../Attributes), a one-to-many relationship with its lookup (POST RelationshipDefinitions), an alternate key
 (POST .../Keys), and update a table (PUT EntityDefinitions(...): change tracking, labels).
 
-Each write first checks the caller's privilege (prvCreateEntity, prvWriteEntity, prvCreateAttribute,
-prvWriteAttribute), then changes the catalog (a new Table object) and the store (CREATE TABLE, ALTER TABLE
-ADD COLUMN, CREATE UNIQUE INDEX) together; rows are never dropped. Names must carry the prefix of a publisher
-of the organisation; `MSCRM.SolutionUniqueName` must name one of its solutions, which then holds the
-component. An alternate key's index is Pending for `dataverse.key_index_seconds`, then Active, or Failed when
-the rows are not unique on the key (as Dataverse builds it asynchronously and leaves a failed key
-inactive). Deleting tables and columns is not offered: 405.
+Each write first checks the caller's privilege as Microsoft lists it per message (prvCreateEntity,
+prvWriteEntity, prvCreateAttribute, prvCreateRelationship, prvCreateEntityKey), then changes the catalog (a
+new Table object) and the store (CREATE TABLE, ALTER TABLE ADD COLUMN, CREATE UNIQUE INDEX) together; rows are
+never dropped. Names must carry the prefix of a publisher of the organisation; `MSCRM.SolutionUniqueName` must
+name one of its solutions, which then holds the component. An alternate key's index is Pending for
+`dataverse.key_index_seconds`, then Active, or Failed when the rows are not unique on the key (as Dataverse
+builds it asynchronously and leaves a failed key inactive). Deleting tables and columns is not offered: 405.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ class Customizer:
 
     # -- relationships -----------------------------------------------------------------------------------
     def _relationship(self, request: ApiRequest) -> ApiResponse:
-        self.guard.require(self.user_id, "prvCreateAttribute")
+        self.guard.require(self.user_id, "prvCreateRelationship")
         body = _object(request)
         kind = str(body.get("@odata.type", "")).removeprefix("#")
         if kind != CRM + "OneToManyRelationshipMetadata":
@@ -280,7 +280,7 @@ class Customizer:
 
     # -- keys --------------------------------------------------------------------------------------------
     def _key(self, request: ApiRequest, table: Table) -> ApiResponse:
-        self.guard.require(self.user_id, "prvCreateAttribute")
+        self.guard.require(self.user_id, "prvCreateEntityKey")
         body = _object(request)
         schema_name = _schema_name(body, "key")
         self._check_name(schema_name, "key")
