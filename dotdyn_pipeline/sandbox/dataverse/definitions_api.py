@@ -29,7 +29,7 @@ from dotdyn_pipeline.sandbox.dataverse.definitions import (
 )
 from dotdyn_pipeline.sandbox.dataverse.errors import NOT_FOUND, DataverseError, bad_request, segment_not_found
 from dotdyn_pipeline.sandbox.dataverse.messages import ApiRequest, ApiResponse
-from dotdyn_pipeline.sandbox.dataverse.odata import split_segment
+from dotdyn_pipeline.sandbox.dataverse.odata import split_segment, split_top_level
 from dotdyn_pipeline.sandbox.dataverse.schema import Table
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -140,7 +140,7 @@ class DefinitionsApi:
     def _expanded(self, tables: list[Table], items: list[dict[str, Any]], text: str | None) -> list[dict[str, Any]]:
         if not text:
             return items
-        for expansion in mq.split_items(text):
+        for expansion in split_top_level(text):
             name, options, rest = split_segment(expansion)
             if rest or name not in ENTITY_NAVIGATIONS:
                 raise mq.no_property(expansion, "EntityMetadata")
@@ -219,7 +219,7 @@ class DefinitionsApi:
         """`$expand=OptionSet` / `GlobalOptionSet` (with a nested `$select`) on typed attributes."""
         if not text:
             return
-        for expansion in mq.split_items(text):
+        for expansion in split_top_level(text):
             name, options, rest = split_segment(expansion)
             if rest or name not in OPTION_SETS or name not in TYPED_PROPERTIES[type_name]:
                 raise mq.no_property(expansion, type_name)

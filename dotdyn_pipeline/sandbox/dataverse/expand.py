@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.errors import bad_request
-from dotdyn_pipeline.sandbox.dataverse.odata import split_segment
+from dotdyn_pipeline.sandbox.dataverse.odata import split_segment, split_top_level
 from dotdyn_pipeline.sandbox.dataverse.schema import BULK_MESSAGES, Column, Table
 from dotdyn_pipeline.sandbox.dataverse.store import q, value_sql
 
@@ -80,7 +80,7 @@ def parse_expand(table: Table, text: str | None, catalog: Catalog) -> list[Expan
     if not text:
         return []
     expansions, navigations = [], _navigations(table, catalog)
-    for item in _split_top_level(text):
+    for item in split_top_level(text):
         name, options, rest = split_segment(item.strip())
         if rest:
             raise bad_request(f"The $expand item '{item.strip()}' is not valid.")
@@ -107,15 +107,3 @@ def with_expansions(row_sql: str, expansions: list[Expansion]) -> str:
         return row_sql
     extra = ", ".join(f"'{e.name}', {e.sql}" for e in expansions)
     return row_sql[:-1] + ", " + extra + ")"
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split on commas outside parentheses: `a($select=x,y),b` -> [`a($select=x,y)`, `b`]."""
-    items, depth, start = [], 0, 0
-    for position, char in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            items.append(text[start:position])
-            start = position + 1
-    items.append(text[start:])
-    return [i for i in items if i.strip()]

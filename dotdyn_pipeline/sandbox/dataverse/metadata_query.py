@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dotdyn_pipeline.sandbox.dataverse.errors import bad_request
-from dotdyn_pipeline.sandbox.dataverse.odata import Token, literal, tokenize
+from dotdyn_pipeline.sandbox.dataverse.odata import Token, literal, split_top_level, tokenize
 
 Item = dict[str, Any]
 Filter = Callable[[Item], bool]
@@ -51,40 +51,12 @@ def parse_filter(text: str, properties: set[str], type_name: str) -> Filter:
 def split_options(text: str) -> dict[str, str]:
     """`$select=a,b;$filter=x eq 'y'` (the options inside an `$expand` item) -> {option: value}."""
     options: dict[str, str] = {}
-    depth, quoted, start = 0, False, 0
-    for position, char in enumerate(text + ";"):
-        if char == "'":
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")":
-            depth -= 1
-        elif not quoted and depth == 0 and char == ";":
-            part = text[start:position].strip()
-            if part:
-                name, sep, value = part.partition("=")
-                if not sep:
-                    raise bad_request(f"The expand option '{part}' is not valid.")
-                options[name.strip()] = value
-            start = position + 1
+    for part in split_top_level(text, ";"):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise bad_request(f"The expand option '{part}' is not valid.")
+        options[name.strip()] = value
     return options
-
-
-def split_items(text: str) -> list[str]:
-    """Comma-separated `$expand` items, aware of parentheses and quotes."""
-    items, depth, quoted, start = [], 0, False, 0
-    for position, char in enumerate(text + ","):
-        if char == "'":
-            quoted = not quoted
-        elif not quoted and char == "(":
-            depth += 1
-        elif not quoted and char == ")":
-            depth -= 1
-        elif not quoted and depth == 0 and char == ",":
-            if text[start:position].strip():
-                items.append(text[start:position].strip())
-            start = position + 1
-    return items
 
 
 def _value(item: Item, path: str) -> Any:

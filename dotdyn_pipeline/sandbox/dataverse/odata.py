@@ -385,6 +385,22 @@ def _invalid_key(table: Table):
                        f"'{name}'.")
 
 
+def split_top_level(text: str, separator: str = ",") -> list[str]:
+    """The non-empty parts of `text` between separators outside parentheses and quotes:
+    `a($select=x,y),b` -> [`a($select=x,y)`, `b`]."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for position, char in enumerate(text + separator):
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "()":
+            depth += 1 if char == "(" else -1
+        elif not quoted and depth == 0 and char == separator:
+            if text[start:position].strip():
+                parts.append(text[start:position].strip())
+            start = position + 1
+    return parts
+
+
 def split_segment(path: str) -> tuple[str, str | None, str]:
     """`name(key)/rest` -> (name, key text or None, rest), aware of quotes inside the key."""
     end = 0
