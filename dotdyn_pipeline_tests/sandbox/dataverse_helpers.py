@@ -28,9 +28,11 @@ def token_response(contract: dict[str, Any], **overrides: str) -> httpx.Response
 
 
 def web_api(contract: dict[str, Any]) -> httpx.Client:
-    """An httpx client of `{dataverse_url}/api/data/v9.2/` carrying a fresh bearer token."""
+    """An httpx client of `{dataverse_url}/api/data/<version>/`, the version the sandbox serves, carrying a fresh
+    bearer token."""
     token = token_response(contract).json()["access_token"]
-    return httpx.Client(base_url=contract["dataverse_url"] + API, verify=trust(contract), timeout=30,
+    api = f"/api/data/{contract['dataverse_api_version']}/"
+    return httpx.Client(base_url=contract["dataverse_url"] + api, verify=trust(contract), timeout=30,
                         headers={**ODATA_HEADERS, "Authorization": f"Bearer {token}"})
 
 

@@ -94,7 +94,9 @@ def build(ctx: SandboxContext) -> Service:
     security.seed(settings.bare, [name.strip() for name in option("dataverse.app_user_roles", SYSTEM_ADMINISTRATOR)
                                   .split(",") if name.strip()])
     api = Api(store, catalog, reader, api_url, record_id(settings.seed, "organization", 0), security,
-              bulk_messages=version.bulk_messages)
+              bulk_messages=version.bulk_messages, remove_member_list=version.remove_member_list)
+    if not settings.bare:
+        api.solution_components.install()
     batch = BatchRunner(store, api.handle, api_root + "/")
     tokens = token_issuer(ctx)
     challenge = (f"Bearer authorization_uri={authority(ctx)}/oauth2/authorize, resource_id={org_url}/")

@@ -11,7 +11,7 @@ from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.customization import Customizer
 from dotdyn_pipeline.sandbox.dataverse.definitions_api import DefinitionsApi
 from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request, segment_not_found
-from dotdyn_pipeline.sandbox.dataverse.lists import Memberships
+from dotdyn_pipeline.sandbox.dataverse.lists import RELATIONSHIPS, Memberships
 from dotdyn_pipeline.sandbox.dataverse.messages import JSON_TYPE, ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.metadata import METADATA_SETS
 from dotdyn_pipeline.sandbox.dataverse.odata import parse_key, parse_select, split_segment
@@ -19,26 +19,30 @@ from dotdyn_pipeline.sandbox.dataverse.query import CollectionReader
 from dotdyn_pipeline.sandbox.dataverse.schema import Table
 from dotdyn_pipeline.sandbox.dataverse.security import READ_ONLY_SETS as SECURITY_SETS
 from dotdyn_pipeline.sandbox.dataverse.security import Security
+from dotdyn_pipeline.sandbox.dataverse.solution_components import SolutionComponents
 from dotdyn_pipeline.sandbox.dataverse.store import ROWID, Store
 from dotdyn_pipeline.sandbox.dataverse.writes import Writer
 
 ACTION = "Microsoft.Dynamics.CRM."
-READ_ONLY_SETS = {"sdkmessagefilters", *SECURITY_SETS}
+READ_ONLY_SETS = {"sdkmessagefilters", "solutioncomponents", *SECURITY_SETS}
 
 
 class Api:
     """Dispatches one Web API request; errors come back as the documented error JSON."""
 
     def __init__(self, store: Store, catalog: Catalog, reader: CollectionReader, api_url: str,
-                 organization_id: str, security: Security, bulk_messages: bool = True) -> None:
+                 organization_id: str, security: Security, bulk_messages: bool = True,
+                 remove_member_list: bool = True) -> None:
         self.store, self.catalog, self.reader, self.api_url = store, catalog, reader, api_url
         self.bulk_messages = bulk_messages  # the version has CreateMultiple, UpdateMultiple, UpsertMultiple
+        self.remove_member_list = remove_member_list  # the version has the list action RemoveMemberList
         self.writer = Writer(store, catalog, api_url)
         self.definitions = DefinitionsApi(catalog, api_url, Customizer(store, catalog, api_url, security,
                                                                        security.user_id, bulk_messages))
         self.lists = Memberships(store, catalog)
         self.bulk_delete = BulkDelete(store, catalog, self._delete_row)
         self.security = security
+        self.solution_components = SolutionComponents(store, catalog, api_url, security, security.user_id)
         self.who_am_i = {"BusinessUnitId": security.business_unit_id, "UserId": security.user_id,
                          "OrganizationId": organization_id}
 
@@ -51,7 +55,7 @@ class Api:
     # -- routing -----------------------------------------------------------------------------------------
     def _route(self, request: ApiRequest) -> ApiResponse:
         path, method = request.path.strip("/"), request.method
-        answer = self.security.handle(request)
+        answer = self.security.handle(request) or self.solution_components.handle(request)
         if answer is not None:
             return answer
         if path == "" and method == "GET":
@@ -98,6 +102,8 @@ class Api:
         method = request.method
         if rest.startswith(ACTION) and table.logical_name == "list" and method == "POST":
             return self._member_action(self.writer.require(table, key), rest.removeprefix(ACTION), request)
+        if table.logical_name == "list" and rest.split("(", 1)[0].split("/", 1)[0] in RELATIONSHIPS:
+            return self._member_reference(self.writer.require(table, key), rest, request)
         if rest:
             raise segment_not_found(rest)
         if method == "GET":
@@ -195,6 +201,8 @@ class Api:
 
     # -- marketing lists ---------------------------------------------------------------------------------
     def _member_action(self, list_row: dict[str, Any], action: str, request: ApiRequest) -> ApiResponse:
+        if action == "RemoveMemberList" and not self.remove_member_list:
+            raise segment_not_found(ACTION + action)
         body = request.json()
         entity_id = body.get("EntityId") if isinstance(body, dict) else None
         if not isinstance(entity_id, str):
@@ -210,6 +218,42 @@ class Api:
                 self.lists.remove(list_row, entity_id)
                 return ApiResponse(204)
         raise segment_not_found(ACTION + action)
+
+    def _member_reference(self, list_row: dict[str, Any], rest: str, request: ApiRequest) -> ApiResponse:
+        """The list's many-to-many relationship to its members, on every version: `POST
+        lists(<id>)/listcontact_association/$ref` with `{"@odata.id": <contact URL>}` associates a member;
+        `DELETE lists(<id>)/listcontact_association(<contact id>)/$ref`, or `.../$ref?$id=<contact URL>`,
+        disassociates one (likewise `listlead_association`, `listaccount_association`)."""
+        navigation, member_key, ref = split_segment(rest)
+        kind, method = RELATIONSHIPS[navigation], request.method
+        if ref != "$ref":
+            raise segment_not_found(rest)
+        if method == "POST" and member_key is None:
+            body = request.json()
+            member = self._member_named(kind, body.get("@odata.id") if isinstance(body, dict) else None)
+            with self.store.transaction():
+                self.lists.add(list_row, kind, [member])
+            return ApiResponse(204)
+        if method == "DELETE":
+            if member_key is None:
+                member = self._member_named(kind, request.query.get("$id"))
+            else:
+                table = self.catalog.table(kind)
+                member = self.writer.require(table, parse_key(table, member_key))[table.primary_key]
+            with self.store.transaction():
+                self.lists.disassociate(list_row, kind, member)
+            return ApiResponse(204)
+        raise DataverseError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on '{rest}'.")
+
+    def _member_named(self, kind: str, reference: Any) -> str:
+        """The id of the `kind` record an entity reference (`@odata.id`, `$id`) names; 404 when there is none."""
+        if not isinstance(reference, str):
+            raise bad_request("The request must name the record: {\"@odata.id\": \"<entity URL>\"} or ?$id=<entity "
+                              "URL>.")
+        table, row = self.writer.resolve_reference(reference)
+        if table.logical_name != kind:
+            raise bad_request(f"The reference '{reference}' does not name a {kind}.")
+        return row[table.primary_key]
 
     def _add_list_members_list(self, request: ApiRequest) -> ApiResponse:
         body = request.json()

@@ -1,4 +1,5 @@
-"""Marketing list membership: the `listmember` rows behind AddMemberList, AddListMembersList, RemoveMemberList."""
+"""Marketing list membership: the `listmember` rows behind AddMemberList, AddListMembersList, RemoveMemberList and
+the list's many-to-many relationships to its members (`listcontact_association` ...), whose intersect they are."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dotdyn_pipeline.sandbox.dataverse.store import Store, q
 
 #: list.createdfromcode -> the table its members come from.
 MEMBER_TYPES = {1: "account", 2: "contact", 4: "lead"}
+#: The list's collection-valued navigation property to each member table -> that table.
+RELATIONSHIPS = {f"list{kind}_association": kind for kind in MEMBER_TYPES.values()}
 
 
 def member_id(list_id: str, entity_id: str) -> str:
@@ -51,6 +54,15 @@ class Memberships:
             ids.append(membership)
         self.refresh_count(list_row)
         return ids
+
+    def disassociate(self, list_row: dict[str, Any], kind: str, entity_id: str) -> None:
+        """Take a record of table `kind` off the list: a table other than the list's member type is refused as
+        AddMemberList refuses it; a record already off the list stays off, as RemoveMemberList leaves it."""
+        expected = self.member_type(list_row)
+        if kind != expected:
+            raise bad_request(f"Members of type {kind} cannot be added to or removed from a list of {expected} "
+                              "members.")
+        self.remove(list_row, entity_id)
 
     def remove(self, list_row: dict[str, Any], entity_id: str) -> None:
         self.member_type(list_row)
