@@ -3,8 +3,9 @@
 Additive and idempotent: nothing that exists is dropped or altered; a column that exists with another type is a
 conflict, reported and left alone; a second run finds nothing to do. The plan is applied in dependency order:
 publisher, solution, tables (each with its primary name column), columns, lookups (one-to-many relationships,
-after the tables they point at), alternate keys (after their columns), change tracking, roles and their
-privileges, then the connector's role for the application user the command signs in as. Dataverse builds each
+after the tables they point at), alternate keys (after their columns), change tracking, roles (each added to the
+solution with AddSolutionComponent: Microsoft documents `MSCRM.SolutionUniqueName` for metadata, not for records)
+and their privileges, then the connector's role for the application user the command signs in as. Dataverse builds each
 key's index asynchronously: the command waits until every key of the solution is Active.
 
 The plan is plain data (`plan`, no requests); `read_organisation` and `apply` talk to the Web API through
@@ -20,6 +21,7 @@ from typing import Any
 
 from dotdyn_pipeline.connectors.dataverse import DataverseError, odata
 from dotdyn_pipeline.connectors.dataverse.metadata import (
+    ROLE_COMPONENT,
     MetadataClient,
     MissingPrivilege,
     RoleState,
@@ -30,11 +32,11 @@ from dotdyn_pipeline.solution import schema
 from dotdyn_pipeline.solution.schema import Column, Publisher, Role, Solution, Table
 
 #: The order changes are applied in: each kind only needs kinds before it.
-KINDS = ("publisher", "solution", "table", "column", "lookup", "key", "change tracking", "role", "privileges",
-         "role assignment")
+KINDS = ("publisher", "solution", "table", "column", "lookup", "key", "change tracking", "role", "solution component",
+         "privileges", "role assignment")
 #: What a change does, as the present and past tense of its line, and what its line calls the thing changed.
 VERBS = {"change tracking": ("turn on", "turned on"), "privileges": ("grant", "granted"),
-         "role assignment": ("assign", "assigned")}
+         "role assignment": ("assign", "assigned"), "solution component": ("add", "added")}
 NOUNS = {"change tracking": "change tracking for", "privileges": "privileges to role", "role assignment": "role"}
 #: Columns Dataverse makes with every table: the primary key and the system columns.
 _MADE_WITH_TABLE = {c.name for c in schema.SYSTEM_COLUMNS}
@@ -93,6 +95,7 @@ class Organisation:
     user_id: str
     user_business_unit: str
     user_roles: dict[str, str]  # role id -> name
+    solution_roles: set[str] = field(default_factory=set)  # ids of the roles the solution holds
 
 
 @dataclass
@@ -123,9 +126,10 @@ def read_organisation(client: MetadataClient, spec: SolutionSpec) -> Organisatio
     solution = client.find_one("solutions", ("solutionid", "version"),
                                f"uniquename eq {odata.literal(spec.solution.unique_name)}")
     user_id, user_business_unit = client.who_am_i()
+    solution_roles = client.solution_components(solution["solutionid"], ROLE_COMPONENT) if solution else set()
     return Organisation(publisher, solution, tables, client.root_business_unit(),
                         client.roles([role.name for role in spec.roles]), user_id, user_business_unit,
-                        client.user_roles(user_id))
+                        client.user_roles(user_id), solution_roles)
 
 
 def _own_columns(table: Table) -> list[Column]:
@@ -252,6 +256,11 @@ class _Planner:
                 self.add("role", role.name, subject=role)
             else:
                 self.unchanged += 1
+            if state is None or state.role_id.lower() not in org.solution_roles:
+                self.add("solution component", role.name, f"role, to {self.spec.solution.unique_name}",
+                         subject=role)
+            else:
+                self.unchanged += 1
             wanted = role.privileges()
             missing = {name: depth for name, depth in wanted.items() if state is None or name not in state.privileges}
             if missing:
@@ -327,8 +336,11 @@ class _Applier:
         role: Role = change.subject
         self.role_ids[role.name] = self.client.create("roles", {
             "name": role.name, "description": role.description,
-            "businessunitid@odata.bind": f"/businessunits({self.org.business_unit})"},
-            solution=self.spec.solution.unique_name)
+            "businessunitid@odata.bind": f"/businessunits({self.org.business_unit})"})
+
+    def _solution_component(self, change: Change) -> None:
+        self.client.add_solution_component(self.role_ids[change.subject.name], ROLE_COMPONENT,
+                                           self.spec.solution.unique_name)
 
     def _privileges(self, change: Change) -> None:
         role, missing = change.subject

@@ -37,6 +37,7 @@ def complete_organisation(spec: SolutionSpec) -> Organisation:
     org.solution = {"solutionid": "s"}
     org.roles = {(role.name, ROOT): RoleState(f"r-{role.name}", ROOT, frozenset(role.privileges()))
                  for role in spec.roles}
+    org.solution_roles = {f"r-{role.name}".lower() for role in spec.roles}  # ids as solutioncomponents reads them
     org.user_roles["r-connector"] = spec.connector_role
     return org
 
@@ -55,6 +56,8 @@ def test_a_bare_organisation_gets_everything_in_dependency_order():
     assert len(keys) == sum(len(t.keys) for t in schema.TABLES)
     assert {c.name for c in changes if c.kind == "change tracking"} == {"list", "listmember"}
     assert {c.name for c in changes if c.kind == "role"} == {r.name for r in schema.ROLES}
+    assert [c.name for c in changes if c.kind == "solution component"] == [r.name for r in schema.ROLES]
+    assert kinds.index("solution component") > kinds.index("role")
     assert [c.name for c in changes if c.kind == "role assignment"] == [schema.CONNECTOR_ROLE]
     columns = {c.name for c in changes if c.kind == "column"}
     assert "esc_emailaccount.esc_isdefault" in columns and "list.esc_activatedforemail" in columns
@@ -107,3 +110,14 @@ def test_keys_not_yet_active_are_waited_for_and_missing_privileges_granted():
     assert result.keys_to_wait_for == ["esc_emailsupression"]
     assert [(c.kind, c.name, c.subject[1]) for c in result.changes] == [
         ("privileges", viewer.name, {"prvReadesc_emailaccount": "Global"})]
+
+
+def test_a_role_the_solution_does_not_hold_is_added_to_it():
+    spec = SolutionSpec()
+    org = complete_organisation(spec)
+    viewer = schema.ROLES[-1]
+    org.solution_roles.discard(f"r-{viewer.name}".lower())
+    changes = plan(spec, org).changes
+    assert [(c.kind, c.name) for c in changes] == [("solution component", viewer.name)]
+    assert changes[0].line(done=True) == (f"added solution component {viewer.name} (role, to "
+                                          f"{spec.solution.unique_name})")

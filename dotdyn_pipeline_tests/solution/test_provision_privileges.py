@@ -78,6 +78,7 @@ def test_a_missing_privilege_stops_with_its_name_and_what_was_made_and_a_later_r
     code, output = dotdyn(org.env, "provision", "--json")
     finished = last_json(output)
     assert code == 0, output
-    assert {line.split(" ")[0] for line in finished["created"]} == {"role", "privileges"}
+    assert {line.split(" ")[0] for line in finished["created"]} == {"role", "solution", "privileges"}
+    assert sum(line.startswith("solution component ") for line in finished["created"]) == len(schema.ROLES)
     code, output = dotdyn(org.env, "provision", "--json")
     assert (code, last_json(output)["changes"]) == (0, 0)

@@ -28,6 +28,7 @@ from dotdyn_pipeline.sandbox.context import SandboxSettings
 from dotdyn_pipeline.sandbox.process import running_sandbox
 from dotdyn_pipeline.solution import schema
 from dotdyn_pipeline.solution.provision import SolutionSpec, provision
+from dotdyn_pipeline_tests.sandbox.test_dataverse_solution_components import ROLE, components_of, defined_components
 
 BARE = SandboxSettings(bare=True, contacts=200, leads=50, accounts=30, email_accounts=2)
 
@@ -150,10 +151,39 @@ def test_provisioning_creates_every_table_column_key_and_role(org, first):
     assert org.get("solutions", **{"$filter": f"uniquename eq '{schema.SOLUTION.unique_name}'"})["value"]
 
 
+def test_the_solution_holds_every_table_column_key_relationship_and_role_it_made(org, first):
+    held = {(row["componenttype"], row["objectid"]) for row in components_of(org.api)}
+    expected = defined_components(org.api)
+    assert [what for component, what in expected.items() if component not in held] == []
+    assert sum(kind == ROLE for kind, _ in expected) == len(schema.ROLES)
+    summary = last_json(first[1])
+    assert sorted(what for what in summary["created"] if what.startswith("solution component ")) == sorted(
+        f"solution component {role.name} (role, to {schema.SOLUTION.unique_name})" for role in schema.ROLES)
+
+
 def test_a_second_run_changes_nothing(org, first):
     code, output = dotdyn(org.env, "provision", "--json")
     summary = last_json(output)
     assert code == 0 and summary["changes"] == 0 and summary["created"] == [] and summary["unchanged"] > 100
+
+
+def test_a_role_that_exists_outside_the_solution_is_added_to_it_once(org, first):
+    auditor = schema.Role("Email Campaign Auditor", "Reads campaigns.", (schema.Grant("esc_emailcampaign", ("Read",)),))
+    [unit] = org.get("businessunits", **{"$select": "businessunitid",
+                                         "$filter": "_parentbusinessunitid_value eq null"})["value"]
+    made = org.api.post("roles", json={"name": auditor.name, "businessunitid@odata.bind":
+                                       f"/businessunits({unit['businessunitid']})"})
+    assert made.status_code == 204, made.text
+    spec = dataclasses.replace(SolutionSpec(), roles=(*schema.ROLES, auditor))
+    with MetadataClient(dataverse_config(org.contract)) as client:
+        outcome = provision(client, spec)
+        again = provision(client, spec)
+    assert outcome.ok, outcome.error
+    assert [(c.kind, c.name) for c in outcome.changes] == [("solution component", auditor.name),
+                                                           ("privileges", auditor.name)]
+    assert again.changes == []
+    [role] = org.get("roles", **{"$select": "roleid", "$filter": f"name eq '{auditor.name}'"})["value"]
+    assert (ROLE, role["roleid"]) in {(row["componenttype"], row["objectid"]) for row in components_of(org.api)}
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,10 @@
 
 Written from Microsoft's documents ("Create and update table definitions using the Web API", "Create columns",
 "Create and update table relationships", "Define alternate keys", "Query table definitions", the publisher,
-solution, role and systemuser entity types, AddPrivilegesRole, WhoAmI and RetrieveVersion). Every create names
-the solution in the `MSCRM.SolutionUniqueName` header, so that what it makes joins the solution. A refusal for a
-missing privilege becomes `MissingPrivilege`, which names the privilege.
+solution, role, solutioncomponent and systemuser entity types, AddPrivilegesRole, AddSolutionComponent, WhoAmI and
+RetrieveVersion). Every metadata create names the solution in the `MSCRM.SolutionUniqueName` header, so that what
+it makes joins the solution; a record (a role) joins it through AddSolutionComponent, as Microsoft documents the
+header for metadata only. A refusal for a missing privilege becomes `MissingPrivilege`, which names the privilege.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ ATTRIBUTE_TYPES = {"DateOnly": "DateTime"}
 NAMES_PER_QUERY = 40
 LANGUAGE = 1033  # the labels' language: English
 _KEYS = "Keys($select=SchemaName,KeyAttributes,EntityKeyIndexStatus)"
+#: solutioncomponent.componenttype of a security role (Microsoft's option value).
+ROLE_COMPONENT = 20
 
 
 class MissingPrivilege(DataverseAuthError):
@@ -274,10 +277,25 @@ class MetadataClient(DataverseClient):
     def version(self) -> str:
         return self._get("RetrieveVersion()")["Version"]
 
+    def solution_components(self, solution_id: str, component_type: int) -> set[str]:
+        """The object ids (in lower case) of the solution's components of one type, as solutioncomponents lists
+        them."""
+        rows = self._get("solutioncomponents?" + odata.query(select=("objectid",), filter=(
+            f"_solutionid_value eq {solution_id} and componenttype eq {component_type}")))["value"]
+        return {row["objectid"].lower() for row in rows}
+
     # -- writes -----------------------------------------------------------------------------------------
-    def create(self, entity_set: str, record: dict[str, Any], *, solution: str | None = None) -> str:
+    def create(self, entity_set: str, record: dict[str, Any]) -> str:
         """Create a record (publisher, solution, role) and return its id."""
-        return _entity_id(self._call("POST", entity_set, json_body=record, solution=solution).headers)
+        return _entity_id(self._call("POST", entity_set, json_body=record).headers)
+
+    def add_solution_component(self, component_id: str, component_type: int, solution: str) -> str:
+        """Add an existing component (a role) to the solution with AddSolutionComponent; the solutioncomponent's
+        id."""
+        body = decode_json(self._call("POST", "AddSolutionComponent", json_body={
+            "ComponentId": component_id, "ComponentType": component_type, "SolutionUniqueName": solution,
+            "AddRequiredComponents": False, "DoNotIncludeSubcomponents": False}))
+        return body["id"]
 
     def create_table(self, table: Table, solution: str) -> str:
         return _entity_id(self._call("POST", "EntityDefinitions", json_body=table_body(table),

@@ -4,7 +4,7 @@ Tables change at run time (the metadata operations create tables, columns, relat
 replaces the table's `Table` object and never mutates it, so that nothing built from the old object (a cached
 SQL expression, a parsed `$select`) is mistaken for the new one. The catalog also holds what a `Table` does
 not say: which tables are change-tracked, the index status of each alternate key, relationship names,
-metadata ids, labels, the solution each component belongs to, and the organisation's metadata version.
+metadata ids, labels, the components each solution holds, and the organisation's metadata version.
 (The privileges each table has are the security module's: security.py.)
 """
 
@@ -25,6 +25,10 @@ from dotdyn_pipeline.sandbox.dataverse.schema import Column, Table
 TYPE_CODES = {"account": 1, "contact": 2, "lead": 4, "list": 4300, "listmember": 4301, "campaign": 4400,
               "publisher": 7101, "solution": 7100, "solutioncomponent": 7103, "sdkmessagefilter": 4607}
 PENDING, ACTIVE, FAILED = "Pending", "Active", "Failed"
+#: solutioncomponent.componenttype of the components the stand-in keeps (Microsoft's option values).
+ENTITY, ATTRIBUTE, RELATIONSHIP, ENTITY_KEY, ROLE = 1, 2, 10, 14, 20
+#: solutioncomponent.rootcomponentbehavior of a root component.
+INCLUDE_SUBCOMPONENTS, DO_NOT_INCLUDE_SUBCOMPONENTS = 0, 1
 
 
 def metadata_id(*parts: str) -> str:
@@ -62,6 +66,21 @@ class Relationship:
         return metadata_id("relationship", self.schema_name)
 
 
+@dataclass(frozen=True)
+class SolutionComponent:
+    """One component of one solution, as `solutioncomponents` lists it."""
+
+    solution: str  # the solution's unique name
+    component_type: int
+    object_id: str  # a table's, column's, relationship's or key's MetadataId; a record's id (a role)
+    behavior: int | None  # rootcomponentbehavior of a root component; None for a subcomponent
+    root: tuple[int, str] | None = None  # (type, object id) of the table a column or key came with
+
+    @property
+    def id(self) -> str:
+        return metadata_id("solutioncomponent", self.solution.lower(), str(self.component_type), self.object_id)
+
+
 class Catalog:
     """The organisation's tables by logical name and entity set, with their metadata state."""
 
@@ -78,7 +97,8 @@ class Catalog:
         #: What a metadata write said about a table (table,) or column (table, column) beyond its Table: schema
         #: name, labels, ownership, options ..., which the definitions serve instead of derived defaults.
         self.properties: dict[tuple[str, ...], dict[str, Any]] = {}
-        self.solutions: dict[tuple[str, ...], str] = {}  # component -> unique name of the solution it is in
+        #: (solution unique name in lower case, component type, object id) -> the component, in the order added.
+        self.components: dict[tuple[str, int, str], SolutionComponent] = {}
         for table in tables:
             self.add_table(table, table.logical_name in tracked, index_ready=True)
         self.version = 1
@@ -122,6 +142,9 @@ class Catalog:
 
     def column_id(self, logical_name: str, column: str) -> str:
         return metadata_id("attribute", logical_name, column)
+
+    def key_id(self, logical_name: str, schema_name: str) -> str:
+        return metadata_id("key", logical_name, schema_name)
 
     # -- keys --------------------------------------------------------------------------------------------
     def keys(self, logical_name: str) -> list[KeyIndex]:
@@ -178,6 +201,28 @@ class Catalog:
     def name_relationship(self, referencing: str, lookup: str, referenced: str, schema_name: str) -> None:
         self._relationship_names[(referencing, lookup, referenced)] = schema_name
         self.version += 1
+
+    def add_component(self, solution: str, component_type: int, object_id: str,
+                      behavior: int = INCLUDE_SUBCOMPONENTS, table: str | None = None) -> SolutionComponent:
+        """Record that `solution` holds the component; a component it holds already stays as it is. A column or
+        key (`table` names its table) of a table the solution holds is a subcomponent of that table."""
+        found = self.components.get((solution.lower(), component_type, object_id))
+        if found is not None:
+            return found
+        root = (ENTITY, self.table_id(table)) if table else None
+        if root is not None and (solution.lower(), *root) not in self.components:
+            root = None
+        component = SolutionComponent(solution, component_type, object_id, None if root else behavior, root)
+        self.components[(solution.lower(), component_type, object_id)] = component
+        return component
+
+    def add_table_component(self, solution: str, logical_name: str) -> None:
+        """`solution` holds the table with its subcomponents: every column it has and every alternate key."""
+        self.add_component(solution, ENTITY, self.table_id(logical_name))
+        for column in self._tables[logical_name].columns:
+            self.add_component(solution, ATTRIBUTE, self.column_id(logical_name, column.name), table=logical_name)
+        for key in self._keys.get(logical_name, []):
+            self.add_component(solution, ENTITY_KEY, self.key_id(logical_name, key.schema_name), table=logical_name)
 
     def set_tracking(self, logical_name: str, on: bool) -> None:
         (self._tracked.add if on else self._tracked.discard)(logical_name)

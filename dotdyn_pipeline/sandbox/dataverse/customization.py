@@ -6,7 +6,8 @@ Each write first checks the caller's privilege as Microsoft lists it per message
 prvWriteEntity, prvCreateAttribute, prvCreateRelationship, prvCreateEntityKey), then changes the catalog (a
 new Table object) and the store (CREATE TABLE, ALTER TABLE ADD COLUMN, CREATE UNIQUE INDEX) together; rows are
 never dropped. Names must carry the prefix of a publisher of the organisation; `MSCRM.SolutionUniqueName` must
-name one of its solutions, which then holds the component. An alternate key's index is Pending for
+name one of its solutions, which then holds the component (a new table with its columns, a relationship with
+its lookup column), as `solutioncomponents` lists it. An alternate key's index is Pending for
 `dataverse.key_index_seconds`, then Active, or Failed when the rows are not unique on the key (as Dataverse
 builds it asynchronously and leaves a failed key inactive). Deleting tables and columns is not offered: 405.
 """
@@ -15,9 +16,15 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog, metadata_id
+from dotdyn_pipeline.sandbox.dataverse.catalog import ATTRIBUTE, ENTITY_KEY, RELATIONSHIP, Catalog, metadata_id
 from dotdyn_pipeline.sandbox.dataverse.definitions import CRM, label_text
-from dotdyn_pipeline.sandbox.dataverse.errors import BAD_REQUEST, NOT_FOUND, DataverseError, bad_request
+from dotdyn_pipeline.sandbox.dataverse.errors import (
+    BAD_REQUEST,
+    NOT_FOUND,
+    DataverseError,
+    bad_request,
+    missing_solution,
+)
 from dotdyn_pipeline.sandbox.dataverse.messages import ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.schema import BULK_MESSAGES, Column, Table, column
 from dotdyn_pipeline.sandbox.dataverse.store import Store, q
@@ -112,15 +119,15 @@ class Customizer:
         return {row[0].lower() for row in self.store.db.execute(
             f"SELECT customizationprefix FROM {q(publisher.logical_name)} WHERE customizationprefix IS NOT NULL")}
 
-    def _solution(self, request: ApiRequest, *component: str) -> None:
-        """Add the component to the solution `MSCRM.SolutionUniqueName` names (which must exist)."""
+    def _solution(self, request: ApiRequest) -> str | None:
+        """The solution `MSCRM.SolutionUniqueName` names (which must exist), to hold what the request creates."""
         name = request.headers.get("mscrm.solutionuniquename")
         if not name:
-            return
+            return None
         table = self.catalog.get("solution")
         if table is not None and self.store.find(table, {"uniquename": name}) is None:
-            raise DataverseError(404, NOT_FOUND, f"The solution with unique name '{name}' does not exist.")
-        self.catalog.solutions[component] = name
+            raise missing_solution(name)
+        return name
 
     def _created(self, url: str) -> ApiResponse:
         return ApiResponse(204, headers={"OData-EntityId": url})
@@ -149,7 +156,7 @@ class Customizer:
         table = Table(logical, entity_set, name_column.name, columns, bulk_operations=True, custom=True,
                       description=label_text(body.get("Description")) or "",
                       display_name=label_text(body.get("DisplayName")) or "", schema_name=schema_name)
-        self._solution(request, logical)
+        solution_name = self._solution(request)
         with self.store.transaction():
             self.store.add_table(table)
             if self.bulk_messages:
@@ -158,6 +165,8 @@ class Customizer:
                     self.store.insert(filters, {"sdkmessagefilterid": metadata_id("filter", logical, message),
                                                 "primaryobjecttypecode": logical, "sdkmessagename": message})
         self.catalog.add_table(table, bool(body.get("ChangeTrackingEnabled")))
+        if solution_name:
+            self.catalog.add_table_component(solution_name, logical)
         self.catalog.properties[(logical,)] = {
             "SchemaName": schema_name, "OwnershipType": ownership, "IsCustomEntity": True,
             **{name: bool(body.get(name)) for name in ("HasActivities", "HasNotes", "IsActivity")},
@@ -240,8 +249,11 @@ class Customizer:
         self.guard.require(self.user_id, "prvCreateAttribute")
         body = _object(request)
         new = self._new_column(body, table.logical_name, set(table.by_name))
-        self._solution(request, table.logical_name, new.name)
+        solution_name = self._solution(request)
         self._add_column(table, new)
+        if solution_name:
+            self.catalog.add_component(solution_name, ATTRIBUTE, self.catalog.column_id(table.logical_name, new.name),
+                                       table=table.logical_name)
         self.catalog.properties[(table.logical_name, new.name)] = self._column_properties(body)
         return self._created(f"{self.api_url}/EntityDefinitions({self.catalog.table_id(table.logical_name)})/"
                              f"Attributes({self.catalog.column_id(table.logical_name, new.name)})")
@@ -272,9 +284,14 @@ class Customizer:
         lookup_name = self._check_name(_schema_name(lookup, "lookup"), "column")
         if lookup_name in referencing.by_name:
             raise _duplicate("column", lookup["SchemaName"])
-        self._solution(request, "relationship", schema_name)
+        solution_name = self._solution(request)
         self._add_column(referencing, column(lookup_name, "Lookup", referenced.logical_name))
         self.catalog.name_relationship(referencing.logical_name, lookup_name, referenced.logical_name, schema_name)
+        if solution_name:
+            self.catalog.add_component(solution_name, RELATIONSHIP, metadata_id("relationship", schema_name))
+            self.catalog.add_component(solution_name, ATTRIBUTE, self.catalog.column_id(referencing.logical_name,
+                                                                                        lookup_name),
+                                       table=referencing.logical_name)
         self.catalog.properties[(referencing.logical_name, lookup_name)] = self._column_properties(lookup)
         return self._created(f"{self.api_url}/RelationshipDefinitions({metadata_id('relationship', schema_name)})")
 
@@ -295,16 +312,19 @@ class Customizer:
             raise bad_request(f"The attribute '{unknown[0]}' does not exist on entity '{table.logical_name}'.")
         if columns in table.keys:
             raise _duplicate("key on the same columns as", schema_name)
-        self._solution(request, table.logical_name, "key", schema_name)
+        solution_name = self._solution(request)
         with self.store.transaction():
             unique = self.store.add_key_index(table, len(table.keys), columns)
             changed = self.catalog.add_key(table, schema_name, columns, unique)
             self.store.tables[table.logical_name] = changed
+        if solution_name:
+            self.catalog.add_component(solution_name, ENTITY_KEY, self.catalog.key_id(table.logical_name, schema_name),
+                                       table=table.logical_name)
         if label_text(body.get("DisplayName")):
             self.catalog.properties[(table.logical_name, "key:" + schema_name)] = {
                 "DisplayName": label_text(body.get("DisplayName"))}
         return self._created(f"{self.api_url}/EntityDefinitions({self.catalog.table_id(table.logical_name)})/"
-                             f"Keys({metadata_id('key', table.logical_name, schema_name)})")
+                             f"Keys({self.catalog.key_id(table.logical_name, schema_name)})")
 
 
 def _object(request: ApiRequest) -> dict[str, Any]:

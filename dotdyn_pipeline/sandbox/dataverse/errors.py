@@ -45,6 +45,10 @@ def not_found(logical_name: str, record_id: str) -> DataverseError:
     return DataverseError(404, NOT_FOUND, f"{logical_name} With Id = {record_id} Does Not Exist")
 
 
+def missing_solution(unique_name: str) -> DataverseError:
+    return DataverseError(404, NOT_FOUND, f"The solution with unique name '{unique_name}' does not exist.")
+
+
 def key_not_found(logical_name: str) -> DataverseError:
     return DataverseError(404, NOT_FOUND,
                           f"A record with the specified key values does not exist in {logical_name} entity")

@@ -90,6 +90,18 @@ SECURITY_TABLES: tuple[Table, ...] = (
           keys=[("roleid", "privilegeid")], change_tracking=False, system=False, schema_name="RolePrivileges"),
 )
 
+#: The components of the organisation's solutions (served read only by solution_components.py).
+SOLUTION_COMPONENT = table(
+    "solutioncomponent", "solutioncomponents", "solutioncomponentid",
+    _c("componenttype", "Picklist", doc="1 Entity, 2 Attribute, 10 Entity Relationship, 14 Entity Key, 20 Role",
+       options=((1, "Entity"), (2, "Attribute"), (10, "Entity Relationship"), (14, "Entity Key"), (20, "Role"))),
+    _c("objectid", "Uniqueidentifier"), _c("solutionid", "Lookup", "solution"),
+    _c("rootcomponentbehavior", "Picklist", options=((0, "Include Subcomponents"), (1, "Do not include subcomponents"),
+                                                     (2, "Include As Shell Only"))),
+    _c("rootsolutioncomponentid", "Lookup", "solutioncomponent"), _c("ismetadata", "Boolean"),
+    _c("createdon", "DateTime"), _c("modifiedon", "DateTime"), change_tracking=False, system=False,
+    schema_name="SolutionComponent")
+
 
 def with_solution(standard: Table) -> Table:
     """A standard table with the columns the solution adds to it (before the system columns, as created)."""
@@ -103,8 +115,9 @@ def with_solution(standard: Table) -> Table:
 def organisation_tables(bare: bool = False) -> tuple[Table, ...]:
     """Every table of an organisation: with the solution installed, or (`bare`) Microsoft's tables only."""
     if bare:
-        return (*STANDARD_TABLES, *PLATFORM_TABLES, *SECURITY_TABLES)
-    return (*(with_solution(t) for t in STANDARD_TABLES), *solution.TABLES, *PLATFORM_TABLES, *SECURITY_TABLES)
+        return (*STANDARD_TABLES, *PLATFORM_TABLES, *SECURITY_TABLES, SOLUTION_COMPONENT)
+    return (*(with_solution(t) for t in STANDARD_TABLES), *solution.TABLES, *PLATFORM_TABLES, *SECURITY_TABLES,
+            SOLUTION_COMPONENT)
 
 
 #: Navigation paths the filter accepts, mapped onto a column (the only one the discovery query needs).

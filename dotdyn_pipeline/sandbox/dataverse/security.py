@@ -2,10 +2,11 @@
 
 The organisation has one root business unit, the application user the sandbox's client signs in as (its
 `applicationid` is the client id; WhoAmI answers its `systemuserid`), Microsoft's System Administrator,
-System Customizer and Basic User roles, and, unless the organisation is bare, the solution's roles as its
-definition grants them (the application user holds the connector's). Every table has the eight privileges
-Dataverse creates with it (`prv{Right}{SchemaName}`); the customisation privileges are those of the
-metadata "tables" Entity, Attribute, Relationship and EntityKey.
+System Customizer and Basic User roles, and, unless the organisation is bare, the solution's publisher,
+solution record and roles as its definition grants them (the application user holds the connector's). Every
+table has the eight privileges Dataverse creates with it (`prv{Right}{SchemaName}`); the customisation
+privileges are those of the metadata "tables" Entity, Attribute, Relationship and EntityKey, and of SystemForm
+(AddSolutionComponent needs prvReadSystemForm).
 
 Served: the entity sets `businessunits`, `systemusers`, `roles`, `privileges` (read only),
 `systemuserrolescollection` and `roleprivilegescollection` (read only), the navigations
@@ -40,7 +41,7 @@ ACCESS_RIGHTS = {"Read": 1, "Write": 2, "Append": 4, "AppendTo": 16, "Create": 3
 #: Depth names and the `privilegedepthmask` of a role's privilege (PrivilegeDepth numbers 0..3 accepted too).
 DEPTHS = {"Basic": 1, "Local": 2, "Deep": 4, "Global": 8}
 #: Metadata "tables" whose privileges govern customisation (prvCreateEntity, prvWriteAttribute, ...).
-CUSTOMIZATION = ("Entity", "Attribute", "Relationship", "EntityKey")
+CUSTOMIZATION = ("Entity", "Attribute", "Relationship", "EntityKey", "SystemForm")
 SYSTEM_ADMINISTRATOR, SYSTEM_CUSTOMIZER, BASIC_USER = "System Administrator", "System Customizer", "Basic User"
 #: What the stand-in's API versions report from RetrieveVersion.
 VERSIONS = {"v8.2": "8.2.2.0112", "v9.0": "9.0.2.3034", "v9.1": "9.1.0.14134", "v9.2": "9.2.25014.00171"}
@@ -99,12 +100,25 @@ class Security:
                        BASIC_USER: reading}
             if not bare:
                 granted.update({role.name: role.privileges() for role in solution.ROLES})
+                self._install_solution_records()
             roles = {name: self._create_role(name, privileges) for name, privileges in granted.items()}
             held = app_user_roles + ([] if bare else [solution.CONNECTOR_ROLE])
             for name in held:
                 if name not in roles:
                     raise ValueError(f"dataverse.app_user_roles: no role named {name!r} (known: {sorted(roles)})")
                 self._associate(USER_ROLES, "systemuserid", self.user_id, "roleid", roles[name])
+
+    def _install_solution_records(self) -> None:
+        """The solution's publisher and its (unmanaged) solution record, as installing the solution leaves them."""
+        publisher, record = solution.PUBLISHER, solution.SOLUTION
+        publisher_id = record_id(0, f"publisher:{publisher.unique_name}", 0)
+        self.store.insert(PUBLISHER, {
+            "publisherid": publisher_id, "uniquename": publisher.unique_name, "friendlyname": publisher.friendly_name,
+            "customizationprefix": publisher.prefix, "customizationoptionvalueprefix": publisher.option_value_prefix})
+        self.store.insert(SOLUTION, {
+            "solutionid": record_id(0, f"solution:{record.unique_name}", 0), "uniquename": record.unique_name,
+            "friendlyname": record.friendly_name, "version": record.version, "description": record.description,
+            "publisherid": publisher_id, "ismanaged": False})
 
     def _create_role(self, name: str, privileges: dict[str, str]) -> str:
         role_id = record_id(0, f"role:{name}", 0)
