@@ -30,7 +30,7 @@ from dotdyn_pipeline.connectors.dataverse.errors import (
     parse_error_body,
     scrub,
 )
-from dotdyn_pipeline.connectors.dataverse.versions import check_version, has_bulk_messages
+from dotdyn_pipeline.connectors.dataverse.versions import check_version, has_bulk_messages, has_remove_member_list
 from dotdyn_pipeline.connectors.http import (
     CallCounter,
     RetriesExhausted,
@@ -91,6 +91,8 @@ class EntityInfo:
     change_tracking: bool
 
 
+#: The tables a marketing list's members come from (its `createdfromcode` says which one).
+LIST_MEMBER_TABLES = ("account", "contact", "lead")
 #: Attribute types whose value the Web API serves as `_<name>_value`, the id of the record they point at.
 LOOKUP_TYPES = frozenset({"Lookup", "Customer", "Owner"})
 
@@ -377,12 +379,26 @@ class DataverseClient:
 
         return self._in_chunks(rows, write)
 
-    def remove_list_members(self, list_id: str, member_ids: Sequence[str]) -> list[RecordOutcome]:
-        """Remove members from a marketing list (RemoveMemberList per member, in `$batch` chunks)."""
+    def remove_list_members(self, list_id: str, member_ids: Sequence[str], *,
+                            member_table: str) -> list[RecordOutcome]:
+        """Remove members (records of `member_table`: account, contact or lead) from a static marketing list.
+
+        RemoveMemberList per member where the Web API version has it; before v9.0, which has no such action, the
+        member is disassociated through the list's many-to-many relationship to its table
+        (`DELETE lists(<id>)/listcontact_association(<member id>)/$ref`). Either way in `$batch` chunks, with one
+        outcome per member.
+        """
+        if member_table not in LIST_MEMBER_TABLES:
+            raise ValueError(f"member_table={member_table!r}: must be one of {', '.join(LIST_MEMBER_TABLES)}")
+
+        def request(member_id: str) -> BatchRequest:
+            if has_remove_member_list(self.config.api_version):
+                return BatchRequest("POST", f"lists({list_id})/Microsoft.Dynamics.CRM.RemoveMemberList",
+                                    {"EntityId": member_id})
+            return BatchRequest("DELETE", f"lists({list_id})/list{member_table}_association({member_id})/$ref")
+
         def remove(offset: int, chunk: Sequence[str]) -> list[RecordOutcome]:
-            return self._batch_outcomes(offset, [
-                BatchRequest("POST", f"lists({list_id})/Microsoft.Dynamics.CRM.RemoveMemberList",
-                             {"EntityId": member_id}) for member_id in chunk], atomic=False)
+            return self._batch_outcomes(offset, [request(member_id) for member_id in chunk], atomic=False)
 
         return self._in_chunks(member_ids, remove)
 

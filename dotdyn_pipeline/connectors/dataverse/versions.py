@@ -4,7 +4,10 @@
 on-premises 9.0 and 9.1 releases; `v9.2` is Dataverse online today. Every one of them has what the reads
 need (`Prefer: odata.maxpagesize`, `@odata.nextLink`, `EntityDefinitions`, `$batch` with change sets, upsert
 by alternate key). The bulk messages CreateMultiple, UpdateMultiple and UpsertMultiple exist from v9.2 on:
-against an older version the client writes through `$batch` without asking `sdkmessagefilters`.
+against an older version the client writes through `$batch` without asking `sdkmessagefilters`. The list action
+RemoveMemberList exists from v9.0 on (Microsoft's v8 SDK reference lists it among the messages without a Web API
+action): against v8.2 the client disassociates the member through the list's many-to-many relationship to the
+member's table (`listcontact_association`, `listlead_association`, `listaccount_association`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 API_VERSIONS = ("v8.2", "v9.0", "v9.1", "v9.2")
 #: The first version that has CreateMultiple, UpdateMultiple and UpsertMultiple.
 BULK_MESSAGES_FROM = "v9.2"
+#: The first version that has the bound action RemoveMemberList.
+REMOVE_MEMBER_LIST_FROM = "v9.0"
 
 
 def check_version(version: str) -> str:
@@ -24,4 +29,13 @@ def check_version(version: str) -> str:
 
 def has_bulk_messages(version: str) -> bool:
     """Whether the Web API of `version` offers CreateMultiple, UpdateMultiple and UpsertMultiple."""
-    return API_VERSIONS.index(check_version(version)) >= API_VERSIONS.index(BULK_MESSAGES_FROM)
+    return _at_least(version, BULK_MESSAGES_FROM)
+
+
+def has_remove_member_list(version: str) -> bool:
+    """Whether the Web API of `version` offers the list action RemoveMemberList."""
+    return _at_least(version, REMOVE_MEMBER_LIST_FROM)
+
+
+def _at_least(version: str, first: str) -> bool:
+    return API_VERSIONS.index(check_version(version)) >= API_VERSIONS.index(first)

@@ -127,7 +127,7 @@ def apply_to_dynamics(crm: DataverseClient, store: StateStore, account: str, att
     lists = {int(row["esc_addressbookid"]): row for row in account_lists(store, account)
              if row.get("esc_addressbookid")}
     suppressions, unsubscribers, flags = Writes(), Writes(), {}
-    removals: dict[str, Writes] = {}
+    removals: dict[tuple[str, str], Writes] = {}  # (list id, member table) -> members to take off
     missing: set[int] = set()
     for index, entry in enumerate(live):
         event, person = entry.event, linked.get((None, entry.event.email))
@@ -148,13 +148,13 @@ def apply_to_dynamics(crm: DataverseClient, store: StateStore, account: str, att
         if not book_list.get("type"):  # only a static list has members to remove; a dynamic one is a query
             for member in everyone.get(event.email, ()):
                 if member.crm_table == member_type:
-                    removals.setdefault(list_id, Writes()).add(member.crm_id, {}, index)
+                    removals.setdefault((list_id, member.crm_table), Writes()).add(member.crm_id, {}, index)
     failed = suppressions.send(lambda rows: crm.upsert_many("esc_emailsupression", rows, SUPPRESSION_KEY))
     failed |= unsubscribers.send(lambda rows: crm.upsert_many("esc_listunsubscriber", rows, LIST_UNSUBSCRIBER_KEY))
     failed |= _update_flags(crm, flags)
-    for list_id, members in removals.items():
-        failed |= members.send(lambda rows, list_id=list_id, ids=list(members.rows): crm.remove_list_members(
-            list_id, ids))
+    for (list_id, member_table), members in removals.items():
+        failed |= members.send(lambda rows, list_id=list_id, table=member_table, ids=list(members.rows):
+                               crm.remove_list_members(list_id, ids, member_table=table))
     for index, entry in enumerate(live):
         if index in failed:
             outcomes.add(entry, "failed", failed[index])

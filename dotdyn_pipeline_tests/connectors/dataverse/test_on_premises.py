@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from dotdyn_pipeline.connectors.dataverse import ClientCredentials, DataverseAuthError, DataverseClient, MsalTokenSource
-from dotdyn_pipeline.connectors.dataverse.odata import link_option
+from dotdyn_pipeline.connectors.dataverse.odata import link_option, literal
 from dotdyn_pipeline.connectors.http import tls_verify
 from dotdyn_pipeline.sandbox.context import SandboxSettings
 from dotdyn_pipeline.sandbox.process import running_sandbox
@@ -33,14 +33,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 
 class RecordingTransport(httpx.HTTPTransport):
-    """httpx's own transport (trusting the sandbox CA) that notes the path of every request it sends."""
+    """httpx's own transport (trusting the sandbox CA) that notes the path and body of every request it sends."""
 
     def __init__(self, ca_cert: str) -> None:
         super().__init__(verify=tls_verify(ca_cert))
         self.paths: list[str] = []
+        self.bodies: list[bytes] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.paths.append(request.url.path)
+        self.bodies.append(request.read())
         return super().handle_request(request)
 
 
@@ -150,3 +152,31 @@ def test_upserts_go_through_batch_without_asking_for_bulk_messages(sandbox: dict
     assert written == {row["contactid"]: row["lastname"] for row in rows}
     assert transport.paths.count("/api/data/v8.2/$batch") == 3, "10 + 10 + 5 records"
     assert not [path for path in transport.paths if "sdkmessagefilters" in path or path.endswith(BULK_MESSAGES)]
+
+
+def test_list_members_leave_by_disassociation_without_remove_member_list(sandbox: dict[str, Any]) -> None:
+    dataverse, transport = client(sandbox, batch_size=2, max_concurrency=2)
+    with dataverse:
+        list_id = str(uuid.uuid4())
+        dataverse.upsert("list", list_id, {"listname": "On premises list", "createdfromcode": 2, "type": False})
+        contacts = [row["contactid"] for row in next(dataverse.read("contact", ["contactid"]))[:5]]
+        with httpx.Client(base_url=f"{sandbox['dataverse_url']}/api/data/v8.2/", verify=tls_verify(sandbox["ca_cert"]),
+                          headers={"Authorization": f"Bearer {sign_in(sandbox).token()}"}) as http:
+            http.post("AddListMembersList", json={  # as Microsoft's v8 reference documents the action
+                "List": {"@odata.type": "Microsoft.Dynamics.CRM.list", "listid": list_id},
+                "Members": [{"@odata.type": "Microsoft.Dynamics.CRM.contact", "contactid": c} for c in contacts[:4]],
+            }).raise_for_status()
+        deleted = str(uuid.uuid4())
+        outcomes = dataverse.remove_list_members(list_id, [*contacts[:2], contacts[4], deleted],
+                                                 member_table="contact")
+        left = {row["_entityid_value"] for page in dataverse.read(
+            "listmember", ["_entityid_value"], filter=f"_listid_value eq {literal(uuid.UUID(list_id))}")
+            for row in page}
+        [count] = next(dataverse.read("list", ["membercount"], filter=f"listid eq {literal(uuid.UUID(list_id))}"))
+    assert [(o.ok, o.status) for o in outcomes] == [(True, 204), (True, 204), (True, 204), (False, 404)], \
+        "a contact not on the list stays off it; one that no longer exists is the 404 a caller counts as gone"
+    assert left == set(contacts[2:4]) and count["membercount"] == 2
+    batches = [body for path, body in zip(transport.paths, transport.bodies, strict=True) if path.endswith("/$batch")]
+    assert len(batches) == 2, "4 members in chunks of 2"
+    assert all(b"DELETE /api/data/v8.2/lists(" in body and b"/listcontact_association(" in body for body in batches)
+    assert not [body for body in transport.bodies if b"RemoveMemberList" in body]

@@ -99,8 +99,11 @@ def test_list_members_are_removed(dataverse: DataverseClient, sandbox: dict[str,
             for row in page}
 
     assert current() == set(members)
-    removed = dataverse.remove_list_members(list_id, members[:2])
+    removed = dataverse.remove_list_members(list_id, members[:2], member_table="contact")
     assert all(o.ok for o in removed)
+    assert current() == set(members[2:])
+    with pytest.raises(ValueError, match="member_table='listmember'"):
+        dataverse.remove_list_members(list_id, members[2:], member_table="listmember")
     assert current() == set(members[2:])
 
 
