@@ -115,6 +115,10 @@ class AttributeInfo:
         return f"_{self.logical_name}_value" if self.type in LOOKUP_TYPES else self.logical_name
 
 
+#: Dataverse's error code for a record that does not exist.
+RECORD_NOT_FOUND = "0x80040217"
+
+
 @dataclass(frozen=True)
 class RecordOutcome:
     """What happened to one record of a bulk write (`index` is its position in the input)."""
@@ -124,6 +128,12 @@ class RecordOutcome:
     status: int | None = None
     code: str = ""
     message: str = ""
+
+    @property
+    def record_gone(self) -> bool:
+        """The record does not exist (deleted meanwhile): a 404 with Dataverse's record-not-found code, not a
+        404 for a path or action the service does not have."""
+        return self.status == 404 and self.code.lower() == RECORD_NOT_FOUND
 
 
 @dataclass

@@ -59,7 +59,7 @@ class Writes:
             return {}
         outcomes, keys = write(list(self.rows.values())), list(self.rows)
         return {entry: f"{outcome.code} {outcome.message}".strip()
-                for outcome in outcomes if not outcome.ok and outcome.status != 404
+                for outcome in outcomes if not outcome.ok and not outcome.record_gone
                 for entry in self.serves[keys[outcome.index]]}
 
 
