@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -29,6 +30,13 @@ from dotdyn_pipeline.connectors.dataverse.errors import (
     error_from_response,
     parse_error_body,
     scrub,
+)
+from dotdyn_pipeline.connectors.dataverse.fetchxml import (
+    MAX_PAGE_ROWS,
+    KeyQuery,
+    key_query,
+    next_cookie,
+    query_entity,
 )
 from dotdyn_pipeline.connectors.dataverse.versions import check_version, has_bulk_messages, has_remove_member_list
 from dotdyn_pipeline.connectors.http import (
@@ -163,6 +171,26 @@ class ChangeRead:
 
     def __iter__(self) -> Iterator[ChangePage]:
         return self.pages
+
+
+#: The annotations a FetchXML page carries when more pages follow (Microsoft: "Page results using FetchXml").
+PAGING_COOKIE = "@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"
+MORE_RECORDS = "@Microsoft.Dynamics.CRM.morerecords"
+
+
+@dataclass
+class QueryKeys:
+    """The keys a FetchXML query selects, read page by page: iterate it for the pages (lists of ids of
+    `entity`); `pages` counts those read so far."""
+
+    entity: str
+    source: Iterator[list[str]] = field(repr=False)
+    pages: int = 0
+
+    def __iter__(self) -> Iterator[list[str]]:
+        for page in self.source:
+            self.pages += 1
+            yield page
 
 
 class DataverseClient:
@@ -338,6 +366,34 @@ class DataverseClient:
             if rows and rows[-1].get("modifiedon"):
                 result.cursor = WATERMARK + rows[-1]["modifiedon"]
             yield ChangePage(rows)
+
+    def read_query_keys(self, fetch_xml: str, *, page_rows: int = MAX_PAGE_ROWS) -> QueryKeys:
+        """The primary keys of the records a FetchXML query selects: iterate the result for pages of ids.
+
+        The query is rewritten to ask for the key alone (fetchxml.py) and read with `?fetchXml=` on its entity
+        set, `page_rows` a page, each page after the first with the paging cookie the last one returned (simple
+        paging, by page number, for a query the service gives no cookie for). A query that cannot be read raises
+        FetchXmlError before any request; one the service refuses raises DataverseError while iterating.
+        """
+        entity = query_entity(fetch_xml)
+        info = self.entity(entity)
+        return QueryKeys(entity, self._query_key_pages(key_query(fetch_xml, info.primary_id), info.entity_set,
+                                                       min(page_rows, MAX_PAGE_ROWS)))
+
+    def _query_key_pages(self, query: KeyQuery, entity_set: str, page_rows: int) -> Iterator[list[str]]:
+        prefer = odata.prefer(annotations=(PAGING_COOKIE.lstrip("@"), MORE_RECORDS.lstrip("@")))
+        number, cookie = 1, None
+        while True:
+            url = f"{entity_set}?fetchXml={quote(query.page(number, cookie, page_rows), safe='')}"
+            body = decode_json(self._send("GET", url, kind="fetchxml", headers={"Prefer": prefer}))
+            yield [row[query.primary_key] for row in body.get("value", [])]
+            if query.top is not None or not body.get(MORE_RECORDS):
+                return
+            following = next_cookie(body.get(PAGING_COOKIE))
+            if following is not None and following == cookie:
+                raise DataverseError(f"{entity_set}: the service answered the same paging cookie twice",
+                                     code="PagingCookieRepeated")
+            number, cookie = number + 1, following
 
     # -- writes -----------------------------------------------------------------------------------
 

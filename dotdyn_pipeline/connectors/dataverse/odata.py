@@ -79,8 +79,9 @@ def query(select: Iterable[str] | None = None, filter: str | None = None,
 
 
 def prefer(*, max_page_size: int | None = None, track_changes: bool = False,
-           continue_on_error: bool = False) -> str:
-    """One `Prefer` header value joining the preferences asked for."""
+           continue_on_error: bool = False, annotations: Sequence[str] = ()) -> str:
+    """One `Prefer` header value joining the preferences asked for (`annotations`: the instance annotations to
+    include, by name)."""
     parts = []
     if track_changes:
         parts.append("odata.track-changes")
@@ -88,6 +89,8 @@ def prefer(*, max_page_size: int | None = None, track_changes: bool = False,
         parts.append(f"odata.maxpagesize={max_page_size}")
     if continue_on_error:
         parts.append("odata.continue-on-error")
+    if annotations:
+        parts.append(f'odata.include-annotations="{",".join(annotations)}"')
     return ",".join(parts)
 
 
