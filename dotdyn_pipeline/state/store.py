@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dotdyn_pipeline.state.backend import Backend, connect
+from dotdyn_pipeline.state.evaluations import ListEvaluations
 from dotdyn_pipeline.state.leases import Leases
 from dotdyn_pipeline.state.migrations import applied_versions, migrate
 from dotdyn_pipeline.state.mirror import BookState, CrmMirror, chunks
@@ -139,6 +140,7 @@ class StateStore:
         self.mirror = CrmMirror(backend)
         self.books = BookState(backend)
         self.leases = Leases(backend)
+        self.evaluations = ListEvaluations(backend, self.mirror)
 
     @classmethod
     def open(cls, url: str, schema: str = "dotdyn", *, migrate_now: bool = True) -> StateStore:
