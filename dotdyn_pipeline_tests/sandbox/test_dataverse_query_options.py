@@ -1,5 +1,6 @@
 """Contract tests of the query options real clients send: `$top` with a page size, `$expand`, query
-languages the stand-in does not run, and the BulkDelete action with the system job it leaves."""
+languages the stand-in does not run (FetchXML, which it runs, has test_dataverse_fetchxml.py), and the
+BulkDelete action with the system job it leaves."""
 
 from __future__ import annotations
 
@@ -22,8 +23,7 @@ def test_top_ends_the_result_whatever_the_page_size(dv, top, page_size, pages):
     assert [r["contactid"] for r in rows] == [r["contactid"] for r in unpaged]
 
 
-@pytest.mark.parametrize(("name", "value"), [("fetchXml", '<fetch><entity name="contact"/></fetch>'),
-                                             ("sql", "SELECT fullname FROM contact"),
+@pytest.mark.parametrize(("name", "value"), [("sql", "SELECT fullname FROM contact"),
                                              ("savedQuery", "00000000-0000-0000-00aa-000010001001"),
                                              ("$apply", "groupby((lastname))"), ("$search", "anna")])
 def test_query_languages_and_options_not_served_are_the_documented_error(dv, name, value):

@@ -11,6 +11,7 @@ from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.customization import Customizer
 from dotdyn_pipeline.sandbox.dataverse.definitions_api import DefinitionsApi
 from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request, segment_not_found
+from dotdyn_pipeline.sandbox.dataverse.fetchxml import FetchXmlReader
 from dotdyn_pipeline.sandbox.dataverse.lists import RELATIONSHIPS, Memberships
 from dotdyn_pipeline.sandbox.dataverse.messages import JSON_TYPE, ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.metadata import METADATA_SETS
@@ -37,6 +38,7 @@ class Api:
         self.bulk_messages = bulk_messages  # the version has CreateMultiple, UpdateMultiple, UpsertMultiple
         self.remove_member_list = remove_member_list  # the version has the list action RemoveMemberList
         self.writer = Writer(store, catalog, api_url)
+        self.fetch_xml = FetchXmlReader(store, catalog, api_url)
         self.definitions = DefinitionsApi(catalog, api_url, Customizer(store, catalog, api_url, security,
                                                                        security.user_id, bulk_messages))
         self.lists = Memberships(store, catalog)
@@ -83,6 +85,8 @@ class Api:
 
     def _collection(self, table: Table, rest: str, request: ApiRequest) -> ApiResponse:
         method = request.method
+        if rest == "" and method == "GET" and "fetchXml" in request.query:
+            return self.fetch_xml.read(table, request)
         if rest == "" and method == "GET":
             return self.reader.read(table, request)
         if rest == "$count" and method == "GET":

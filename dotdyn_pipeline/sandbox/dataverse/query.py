@@ -4,9 +4,9 @@ Paging follows the documented contract: `Prefer: odata.maxpagesize=N` (default a
 in `Preference-Applied`, and while rows remain the page carries `@odata.nextLink` with an opaque, signed
 `$skiptoken` (a keyset position, so a page costs the same however deep it is). `$top=N` ends the result
 after N rows whatever the page size: pages are never larger than what is left of it and the page that
-reaches it has no `@odata.nextLink`. Query languages the stand-in does not run (`fetchXml`, `sql`, saved
-and user queries) and OData options it does not serve (`$apply`, `$skip`, `$search`...) answer the
-documented 400, never the whole table. With
+reaches it has no `@odata.nextLink`. `fetchXml` is fetchxml.py's (routed by api.py; `/$count` does not take
+it). Query languages the stand-in does not run (`sql`, saved and user queries) and OData options it does not
+serve (`$apply`, `$skip`, `$search`...) answer the documented 400, never the whole table. With
 `Prefer: odata.track-changes` the last page carries `@odata.deltaLink`; following it returns the rows
 written since (by version) and then `$deletedEntity` entries for rows deleted since.
 """
@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -75,15 +76,17 @@ def _encode(query: list[tuple[str, str]]) -> str:
     return "&".join(f"{name}={quote(value, safe=chr(36) + ',()=:@/*')}" for name, value in query)
 
 
-def _after(order: list[tuple[str, bool]], values: list[Any]) -> tuple[str, list[Any]]:
-    """SQL for "comes after `values` in `order`" (SQLite sorts NULL first ascending, last descending)."""
+def keyset_after(order: list[tuple[str, bool]], values: list[Any],
+                 column_sql: Callable[[str], str] = q) -> tuple[str, list[Any]]:
+    """SQL for "comes after `values` in `order`" (SQLite sorts NULL first ascending, last descending);
+    `column_sql` makes each order name SQL (a quoted column by default)."""
     (name, desc), value = order[0], values[0]
-    column = q(name)
+    column = column_sql(name)
     if len(order) == 1:
         if value is None:
             return ("0", []) if desc else (f"{column} IS NOT NULL", [])
         return (f"({column} < ? OR {column} IS NULL)", [value]) if desc else (f"{column} > ?", [value])
-    rest, rest_params = _after(order[1:], values[1:])
+    rest, rest_params = keyset_after(order[1:], values[1:], column_sql)
     if value is None:
         if desc:
             return f"({column} IS NULL AND {rest})", rest_params
@@ -220,7 +223,7 @@ class CollectionReader:
             order.append((ROWID, False))  # the default order is creation order (Dataverse's sequential GUIDs)
         after = state.get("after")
         if after is not None:
-            condition, extra_params = _after(order, after)
+            condition, extra_params = keyset_after(order, after)
             where, params = f"({where}) AND {condition}", [*params, *extra_params]
         sql_order = ", ".join(f"{q(name)} {'DESC' if desc else 'ASC'}" for name, desc in order)
         found = self.store.rows(table, sql_json, where, params, sql_order, page_size + 1,

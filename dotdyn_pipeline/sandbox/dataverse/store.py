@@ -44,14 +44,16 @@ def _sql_columns(column: Column) -> list[tuple[str, str]]:
     return stored + ([(type_column(column), "TEXT")] if type_column(column) else [])
 
 
-def value_sql(column: Column) -> str:
+def value_sql(column: Column, owner: str = "") -> str:
+    """The SQL of a column's Web API value; `owner` qualifies it with a table alias (in a join)."""
+    prefix = f"{q(owner)}." if owner else ""
     if column.name == "versionnumber":
-        return q(VERSION)
+        return prefix + q(VERSION)
     if column.type == "Boolean":
-        return f"json(CASE {q(column.name)} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
+        return f"json(CASE {prefix}{q(column.name)} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
     if column.type == "Complex":
-        return f"json({q(column.name)})"
-    return q(column.name)
+        return f"json({prefix}{q(column.name)})"
+    return prefix + q(column.name)
 
 
 @lru_cache(maxsize=512)
