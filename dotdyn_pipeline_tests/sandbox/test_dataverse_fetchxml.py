@@ -370,3 +370,59 @@ def test_next_x_days_selects_what_lies_ahead(pdv):
                                        '<condition attribute="birthdate" operator="next-x-days" value="7"/></filter>'
                                        '</entity></fetch>')
     assert sorted(row["lastname"] for row in rows) == sorted(f"{tag}{days}" for days in (0, 3, 7))
+
+
+#: What each seeded dynamic list selects, by the list's name (before " - <email account>"), from the rows of
+#: its table: (entity set, member type code, predicate over a row, the parent accounts by id).
+SEEDED_LISTS: dict[str, tuple[str, int, Callable[[Row, dict[str, Row]], bool]]] = {
+    "UK contacts (dynamic)": ("contacts", 2, lambda r, _: text(r["address1_country"]) == "gb"),
+    "New since December 2024 (dynamic)": ("contacts", 2, lambda r, _: r["createdon"][:10] >= "2024-12-01"),
+    "Updated in the last 30 days (dynamic)": ("contacts", 2, lambda r, _: r["modifiedon"][:10] >= days_ago(30)),
+    "Parents and managers in GB and IE (dynamic)": ("contacts", 2, lambda r, _: text(r["address1_country"]) in (
+        "gb", "ie") and ((r["numberofchildren"] or 0) >= 2 or like("%Manager%")(r["jobtitle"]))),
+    "Contacts of London accounts (dynamic)": ("contacts", 2, lambda r, parents: text(parents.get(
+        r["_parentcustomerid_value"], {}).get("address1_city")) == "london"),
+    "Active contacts with an email (dynamic)": ("contacts", 2, lambda r, _: r["statecode"] == 0 and r[
+        "emailaddress1"] is not None),
+    "UK and Irish leads (dynamic)": ("leads", 4, lambda r, _: text(r["address1_country"]) in ("gb", "ie")),
+    "Accounts in Germany and France (dynamic)": ("accounts", 1, lambda r, _: text(r["address1_country"]) in (
+        "de", "fr")),
+}
+
+
+@pytest.fixture(scope="module")
+def dynamic_lists(dv: httpx.Client) -> list[Row]:
+    return all_pages(dv, "lists", 5000, **{"$select": "listid,listname,createdfromcode,query,esc_activatedforemail",
+                                           "$filter": "type eq true"})[0]
+
+
+def test_each_email_account_has_every_seeded_dynamic_list_and_none_has_listmember_rows(dv, dynamic_lists):
+    names = sorted(row["listname"].split(" - ")[0] for row in dynamic_lists)
+    accounts = len(dv.get("esc_emailaccounts", params={"$select": "esc_emailaccountid"}).json()["value"])
+    assert names == sorted(list(SEEDED_LISTS) * accounts)
+    assert all(row["esc_activatedforemail"] for row in dynamic_lists)
+    for row in dynamic_lists:
+        members = dv.get("listmembers", params={"$select": "listmemberid", "$top": "1",
+                                                "$filter": f"_listid_value eq {row['listid']}"}).json()["value"]
+        assert members == [], row["listname"]
+
+
+def test_each_seeded_dynamic_list_s_query_selects_what_the_seeded_rows_say(dv, dynamic_lists, accounts):
+    rows_of = {entity_set: all_pages(dv, entity_set, 5000, **{"$select": columns})[0] for entity_set, columns in (
+        ("contacts", CONTACT_COLUMNS + ",statecode,modifiedon"), ("leads", "leadid,address1_country"),
+        ("accounts", "accountid,address1_country"))}
+    sizes = {}
+    for row in dynamic_lists:
+        name = row["listname"].split(" - ")[0]
+        entity_set, code, selects = SEEDED_LISTS[name]
+        assert row["createdfromcode"] == code
+        key = entity_set.removesuffix("s") + "id"
+        expected = {r[key] for r in rows_of[entity_set] if selects(r, accounts)}
+        found = [r[key] for r in fetch_rows(dv, entity_set, row["query"])]
+        assert sorted(found) == sorted(expected), name
+        sizes[name] = len(found)
+    contacts = len(rows_of["contacts"])
+    assert 0 < sizes["New since December 2024 (dynamic)"] < contacts / 20, "a handful"
+    assert sizes["Active contacts with an email (dynamic)"] > contacts * 0.8, "most of the contacts"
+    assert all(size > 0 for name, size in sizes.items() if name != "Updated in the last 30 days (dynamic)"), \
+        "the one list relative to today is empty in the seeded history, which ends on 2025-01-01"

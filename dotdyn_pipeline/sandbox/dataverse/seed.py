@@ -3,7 +3,8 @@
 Contacts, leads and accounts come from the shared people generator (so Dotdigital's stand-in knows the same
 addresses), with its mess: invalid and duplicate emails, missing names, unicode, opted-out and inactive
 rows. Per email account there are static marketing lists of each member type (one of them not activated
-for email), a dynamic list with its members materialised, data labels, data mappings and settings.
+for email), dynamic lists (DYNAMIC_QUERIES: their FetchXML, and no listmember rows, as Dynamics keeps them),
+data labels, data mappings and settings.
 Contacts are generated in chunks by worker processes and inserted as they arrive, so memory stays flat.
 """
 
@@ -27,10 +28,52 @@ from dotdyn_pipeline.sandbox.people import CAMPAIGN_CODES, EmailAccount, Person,
 
 ANCHOR = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)  # generated history ends here; live writes are stamped now
 CHUNK = 20_000
-#: (key, name, member type code, activated for email, dynamic) of the lists each email account owns.
+#: (key, name, member type code, activated for email, dynamic) of the lists each email account owns; a list's
+#: place in this tuple is part of its id, so new lists go at the end.
 LISTS = (("newsletter", "Newsletter", 2, True, False), ("invitees", "Event invitees", 2, False, False),
          ("uk", "UK contacts (dynamic)", 2, True, True), ("leads", "Leads nurture", 4, True, False),
-         ("accounts", "Key accounts", 1, True, False))
+         ("accounts", "Key accounts", 1, True, False),
+         ("new", "New since December 2024 (dynamic)", 2, True, True),
+         ("updated", "Updated in the last 30 days (dynamic)", 2, True, True),
+         ("families", "Parents and managers in GB and IE (dynamic)", 2, True, True),
+         ("london", "Contacts of London accounts (dynamic)", 2, True, True),
+         ("reachable", "Active contacts with an email (dynamic)", 2, True, True),
+         ("uk_leads", "UK and Irish leads (dynamic)", 4, True, True),
+         ("eu_accounts", "Accounts in Germany and France (dynamic)", 1, True, True))
+
+
+def _fetch(entity: str, body: str) -> str:
+    return (f'<fetch version="1.0" output-format="xml-platform" mapping="logical"><entity name="{entity}">{body}'
+            "</entity></fetch>")
+
+
+#: The FetchXML (list.query) of each dynamic list: an attribute filter, a fixed date (the seeded history ends at
+#: ANCHOR), a window relative to today (empty in the seeded data; live edits enter it), nested and/or filters with
+#: an `in` list, a link-entity to the parent account, most contacts, and queries over leads and accounts.
+DYNAMIC_QUERIES = {
+    "uk": _fetch("contact", '<attribute name="contactid"/><filter type="and"><condition attribute="address1_country" '
+                            'operator="eq" value="GB"/></filter>'),
+    "new": _fetch("contact", '<attribute name="contactid"/><filter type="and"><condition attribute="createdon" '
+                             'operator="on-or-after" value="2024-12-01"/></filter>'),
+    "updated": _fetch("contact", '<attribute name="contactid"/><filter type="and"><condition attribute="modifiedon" '
+                                 'operator="last-x-days" value="30"/></filter>'),
+    "families": _fetch("contact", '<attribute name="contactid"/><filter type="and"><condition '
+                                  'attribute="address1_country" operator="in"><value>GB</value><value>IE</value>'
+                                  '</condition><filter type="or"><condition attribute="numberofchildren" operator="ge" '
+                                  'value="2"/><condition attribute="jobtitle" operator="like" value="%Manager%"/>'
+                                  '</filter></filter>'),
+    "london": _fetch("contact", '<attribute name="contactid"/><link-entity name="account" from="accountid" '
+                                'to="parentcustomerid" link-type="inner" alias="parent"><filter type="and"><condition '
+                                'attribute="address1_city" operator="eq" value="London"/></filter></link-entity>'),
+    "reachable": _fetch("contact", '<attribute name="contactid"/><filter type="and"><condition attribute="statecode" '
+                                   'operator="eq" value="0"/><condition attribute="emailaddress1" '
+                                   'operator="not-null"/></filter>'),
+    "uk_leads": _fetch("lead", '<attribute name="leadid"/><filter type="and"><condition attribute="address1_country" '
+                               'operator="in"><value>GB</value><value>IE</value></condition></filter>'),
+    "eu_accounts": _fetch("account", '<attribute name="accountid"/><filter type="and"><condition '
+                                     'attribute="address1_country" operator="in"><value>DE</value><value>FR</value>'
+                                     '</condition></filter>'),
+}
 #: (entity, attribute, data label, label type) mapped for every email account; the second account skips
 #: the last two contact mappings so that accounts differ.
 MAPPINGS = (("contact", "firstname", "FIRSTNAME", "String"), ("contact", "lastname", "LASTNAME", "String"),
@@ -98,8 +141,6 @@ def contact_chunk(plan: Plan, contact: Table, listmember: Table, start: int,
         contacts.append(_tuple(contact, row))
         owner = i % plan.email_accounts
         keys = ["newsletter"] if i % 10 != 9 else []
-        if p.country == "GB":
-            keys.append("uk")
         if i % 100 < plan.email_accounts:
             keys.append("invitees")
         for key in keys:
@@ -172,9 +213,7 @@ def _setup_rows(plan: Plan, catalog: Catalog, accounts: list[EmailAccount], days
             rows["list"].append({
                 "listid": plan.list_id(index, key), "listname": f"{name} - {account.name}", "createdfromcode": code,
                 "type": int(dynamic), "lockstatus": 0, "esc_activatedforemail": int(activated),
-                "esc_emailaccountid": aid, "query": ('<fetch><entity name="contact"><filter><condition '
-                                                     'attribute="address1_country" operator="eq" value="GB" />'
-                                                     '</filter></entity></fetch>') if dynamic else None})
+                "esc_emailaccountid": aid, "query": DYNAMIC_QUERIES[key] if dynamic else None})
         labels = {}
         for number, (entity, attribute, label, kind) in enumerate(MAPPINGS):
             if index % 2 and entity == "contact" and label in ("BIRTHDATE", "CHILDREN"):
