@@ -3,8 +3,8 @@
 import re
 from pathlib import Path
 
-from dotdyn_pipeline.solution.schema import markdown
 from dotdyn_pipeline.settings import PROJECT_ROOT
+from dotdyn_pipeline.solution.schema import markdown
 
 DOCS = PROJECT_ROOT / "docs"
 #: A Markdown link's target: `[text](target)`, the target up to a space or the closing parenthesis.
