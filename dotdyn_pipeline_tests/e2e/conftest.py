@@ -18,6 +18,7 @@ from dotdyn_pipeline.sandbox.context import SandboxSettings
 from dotdyn_pipeline.sandbox.process import running_sandbox
 from dotdyn_pipeline.state import AccountPartition
 from dotdyn_pipeline_tests.conftest import trust
+from dotdyn_pipeline_tests.e2e.fetch_selection import ENTITY_SETS, select
 
 E2E_SANDBOX = SandboxSettings(seed=23, contacts=700, leads=160, accounts=60, email_accounts=2, days=5)
 
@@ -61,9 +62,10 @@ class World:
         return self.http.get(f"/dotdigital/accounts/{self.account_number(account_id)}").raise_for_status().json()
 
     def expected_books(self, account_id: str) -> dict[int, set[str]]:
-        """book id -> lower-case addresses that must be in it, computed from the raw data."""
-        people = {row[f"{kind}id"]: (kind, row) for kind in ("contact", "lead", "account")
-                  for row in self.rows(f"{kind}s")}
+        """book id -> lower-case addresses that must be in it, computed from the raw data: a static list's
+        listmember rows, or what a dynamic list's query selects (fetch_selection.py)."""
+        tables = {kind: self.rows(entity_set) for kind, entity_set in ENTITY_SETS.items()}
+        people = {row[f"{kind}id"]: (kind, row) for kind, rows in tables.items() for row in rows}
         opted_out = {(row.get("emailaddress1") or "").strip().lower() for _, row in people.values()
                      if row.get("donotbulkemail") or row.get("donotemail")}
         members: dict[str, list[str]] = {}
@@ -75,7 +77,8 @@ class World:
                     or lst["statecode"] != 0:
                 continue
             wanted = set()
-            for person_id in members.get(lst["listid"], []):
+            chosen = select(lst["query"], tables) if lst.get("type") else members.get(lst["listid"], [])
+            for person_id in chosen:
                 if person_id not in people:
                     continue
                 _, row = people[person_id]

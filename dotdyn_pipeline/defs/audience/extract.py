@@ -90,9 +90,10 @@ DATA_MAPPINGS = CrmTable(
     first=True)
 MARKETING_LISTS = CrmTable(
     "crm_marketing_lists", "list",
-    ("listid", "listname", "type", "createdfromcode", "statecode", "esc_activatedforemail",
+    ("listid", "listname", "type", "query", "createdfromcode", "statecode", "esc_activatedforemail",
      "_esc_emailaccountid_value", "esc_addressbookid"),
-    "Marketing lists: which sync to email, their account and their address book.", _plain("listid"))
+    "Marketing lists: which sync to email, their account, their address book and a dynamic list's query.",
+    _plain("listid"))
 LIST_MEMBERS = CrmTable(
     "crm_list_members", "listmember", ("listmemberid", "_listid_value", "_entityid_value"),
     "Who is on each marketing list (contacts, leads and accounts).", _list_member, first=True)

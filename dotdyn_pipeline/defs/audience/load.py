@@ -12,6 +12,7 @@ into the unsubscribe ledger, so no later run sends it again.
 """
 
 import gc
+import json
 import time
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from dotdyn_pipeline.connectors.dotdigital import DotdigitalClient, DotdigitalError, ImportFailed, NotFound
+from dotdyn_pipeline.connectors.dotdigital import (
+    AlreadyExists,
+    DotdigitalClient,
+    DotdigitalError,
+    ImportFailed,
+    NotFound,
+)
 from dotdyn_pipeline.connectors.dotdigital.imports import ImportOutcome
 from dotdyn_pipeline.connectors.dotdigital.models import Contact
 from dotdyn_pipeline.connectors.http import calls_made
@@ -32,6 +39,7 @@ from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, Scope, record_synced
 from dotdyn_pipeline.defs.audience.contacts import CONTACT_COLUMNS
 from dotdyn_pipeline.defs.audience.formulas import FormulaGuard, text_fields
+from dotdyn_pipeline.defs.audience.members import HELD_BACK_ATTR
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
 from dotdyn_pipeline.state import BookMember, ContactLink, ImportJob, QuarantinedRow, StateStore, UnsubscribeEvent
 
@@ -188,8 +196,14 @@ def _change_emails(client: DotdigitalClient, store: StateStore, account: str, bo
     for row in moved.itertuples(index=False):
         contact_id = _contact_id(client, row.dotdigital_contact_id, row.email_key_old)
         if contact_id is not None:
-            client.update_contact(Contact(id=contact_id, email=row.email))
-            links.append(ContactLink(account, row.crm_table, row.crm_id, row.email_key, contact_id))
+            try:
+                client.update_contact(Contact(id=contact_id, email=row.email))
+                links.append(ContactLink(account, row.crm_table, row.crm_id, row.email_key, contact_id))
+            except AlreadyExists:
+                # The new address is a contact already: another book's import made it (the person joined that
+                # list as they changed address), or someone else holds it. The old contact leaves this book; the
+                # import adds the new one, as it adds a newcomer.
+                _remove_from_book(client, book, contact_id)
         store.books.remove(account, book, [row.email_key_old])
     store.link_contacts(links)
     return len(moved)
@@ -225,12 +239,16 @@ def _remove_departed(client: DotdigitalClient, store: StateStore, account: str, 
     for row in remove.itertuples(index=False):
         contact_id = _contact_id(client, row.dotdigital_contact_id, row.email_key)
         if contact_id is not None:
-            try:
-                client.remove_contact_from_address_book(book, contact_id)
-            except NotFound:
-                pass  # already gone from the book
+            _remove_from_book(client, book, contact_id)
         store.books.remove(account, book, [row.email_key])
     return len(remove)
+
+
+def _remove_from_book(client: DotdigitalClient, book: int, contact_id: int) -> None:
+    try:
+        client.remove_contact_from_address_book(book, contact_id)
+    except NotFound:
+        pass  # already gone from the book
 
 
 def _settle_unconfirmed(client: DotdigitalClient, store: StateStore, account: str, book: int, run_id: str,
@@ -300,6 +318,9 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
     started, account_id = time.monotonic(), partition_account(context, state)
     fields = [column for column in audience_contacts.columns if column not in CONTACT_COLUMNS]
     scope = Scope.from_attr(audience_contacts.attrs[SCOPE_ATTR]) if SCOPE_ATTR in audience_contacts.attrs else None
+    # a dynamic list whose query failed: its book is left as it was (dynamic.py)
+    held_back = set(json.loads(audience_contacts.attrs.get(HELD_BACK_ATTR, "[]")))
+    books = {list_id: book for list_id, book in address_books.items() if list_id not in held_back}
     counts = LoadCounts()
     with state.open() as store:
         with dataverse.client() as crm:
@@ -319,7 +340,7 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
                                          context.run.run_id, None if scope is None else scope.keys, formula_fields)
 
                     loads = [pool.submit(load_rows, book, rows_of.get(list_id, NO_ROWS))
-                             for list_id, book in sorted(address_books.items())]
+                             for list_id, book in sorted(books.items())]
                     for load in loads:
                         counts.add(load.result())
             except DotdigitalError as exc:
@@ -332,7 +353,8 @@ def address_book_members(context: dg.AssetExecutionContext, audience_contacts: p
             record_synced(store, account_id, scope)
         store.add_api_calls(account_id, "dotdigital", calls)
     return dg.MaterializeResult(metadata={
-        "address_books": dg.MetadataValue.int(len(address_books)),
+        "address_books": dg.MetadataValue.int(len(books)),
+        "address_books_held_back": dg.MetadataValue.int(len(address_books) - len(books)),
         "rows_in": dg.MetadataValue.int(len(audience_contacts)),
         "rows_sent": dg.MetadataValue.int(counts.sent),
         "rows_imported": dg.MetadataValue.int(counts.imported),

@@ -7,6 +7,7 @@ Every member row ends in exactly one place: kept, quarantined (with the rule it 
 skipped under one counted reason (see selection.py), and the metadata says how many went where.
 """
 
+import json
 import time
 from collections.abc import Iterable
 from itertools import chain
@@ -19,7 +20,7 @@ from pydantic import Field
 from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, Scope, scope_for
-from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, MEMBER_TYPES, PERSON_TABLES
+from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, LIST_MEMBERS, MEMBER_TYPES, PERSON_TABLES
 from dotdyn_pipeline.defs.audience.mappings import Attributes, DataMapping, check_mappings, mapping_rows
 from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
@@ -31,6 +32,7 @@ from dotdyn_pipeline.schemas.frame_type import ModelFrameType
 from dotdyn_pipeline.schemas.quarantine import split_valid
 from dotdyn_pipeline.settings import Settings
 from dotdyn_pipeline.state import QuarantinedRow, StateStore
+from dotdyn_pipeline.state.evaluations import QUERY_MEMBERS
 
 _DEFAULTS = Settings.from_env()
 
@@ -54,6 +56,11 @@ AUDIENCE_MEMBERS = ModelFrameType(AudienceMember)
 BASE_COLUMNS = ["list_id", "crm_table", "crm_id", "email_raw", "donotbulkemail", "donotemail", "active",
                 "modifiedon"]
 TEXT_COLUMNS = ("list_id", "crm_table", "crm_id")
+#: Where a frame carries the ids of the lists held back from this sync (a dynamic list whose query failed: its
+#: book is left as it was), as one JSON text, down to the load.
+HELD_BACK_ATTR = "dotdyn_held_back_lists"
+#: The asset that evaluates the dynamic lists' queries (dynamic.py, which reads the lists as this module does).
+DYNAMIC_LISTS_ASSET = "dynamic_list_members"
 
 
 def account_lists(store: StateStore, account_id: str) -> list[dict[str, Any]]:
@@ -63,13 +70,33 @@ def account_lists(store: StateStore, account_id: str) -> list[dict[str, Any]]:
             and row.get("statecode", 0) == 0]
 
 
-def by_member_table(lists: Iterable[dict[str, Any]]) -> list[tuple[tuple[str, ...], list[str]]]:
-    """The lists' ids grouped by the table their members come from: the list's member type, or every people
-    table for a list without a known one, so that a member is looked up in one table instead of three."""
-    groups: dict[tuple[str, ...], list[str]] = {}
+def is_dynamic(row: dict[str, Any]) -> bool:
+    """Whether a list is dynamic (`type` true): its members are what its query selects, not listmember rows."""
+    return bool(row.get("type"))
+
+
+def link_table(row: dict[str, Any]) -> str:
+    """The mirror's table of the list's links to its members: its listmember rows, or for a dynamic list the
+    records its query selected (dynamic.py)."""
+    return QUERY_MEMBERS if is_dynamic(row) else LIST_MEMBERS.logical_name
+
+
+def by_link_table(lists: Iterable[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """The lists' ids grouped by the mirror table that holds their links."""
+    groups: dict[str, list[str]] = {}
+    for row in lists:
+        groups.setdefault(link_table(row), []).append(row["listid"])
+    return sorted(groups.items())
+
+
+def by_member_table(lists: Iterable[dict[str, Any]]) -> list[tuple[tuple[str, tuple[str, ...]], list[str]]]:
+    """The lists' ids grouped by the table of their links and the table their members come from: the list's
+    member type, or every people table for a list without a known one, so that a member is looked up in one
+    table instead of three."""
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for row in lists:
         table = MEMBER_TYPES.get(row.get("createdfromcode"))
-        groups.setdefault((table,) if table else PERSON_TABLES, []).append(row["listid"])
+        groups.setdefault((link_table(row), (table,) if table else PERSON_TABLES), []).append(row["listid"])
     return list(groups.items())
 
 
@@ -126,8 +153,8 @@ def every_member(state: StateStoreResource, store: StateStore, lists: list[dict[
     groups = by_member_table(lists)
 
     def frame_of(source: StateStore, record_ids: tuple[str | None, str | None]) -> pd.DataFrame:
-        return member_frame(chain.from_iterable(source.mirror.members("listmember", ids, tables, record_ids)
-                                                for tables, ids in groups), mappings)
+        return member_frame(chain.from_iterable(source.mirror.members(links, ids, tables, record_ids)
+                                                for (links, tables), ids in groups), mappings)
 
     if not in_two:
         return frame_of(store, (None, None))
@@ -173,7 +200,7 @@ def _sample(rows: list[QuarantinedRow], limit: int = 10) -> str:
 
 
 @dg.asset(
-    group_name="audience", partitions_def=email_account_partitions, deps=list(EXTRACT_ASSETS),
+    group_name="audience", partitions_def=email_account_partitions, deps=[*EXTRACT_ASSETS, DYNAMIC_LISTS_ASSET],
     dagster_type=AUDIENCE_MEMBERS.dagster_type, kinds={"pandas"},
     check_specs=[dg.AssetCheckSpec(QUALITY_CHECK, asset="audience_members", blocking=True,
                                    description="Fails the run when the batch as a whole is unsafe "
@@ -185,7 +212,10 @@ def audience_members(context: dg.AssetExecutionContext, config: MemberQualityCon
     started, account = time.monotonic(), partition_account(context, state)
     with state.open() as store:
         scope = scope_for(store, account)
-        lists = account_lists(store, account)
+        lists, held_back = lists_to_sync(store, account)
+        for row in held_back:
+            context.log.warning("list %r is held back from this sync: its query failed (see %s); its address book "
+                                "is left as it was", row.get("listname"), DYNAMIC_LISTS_ASSET)
         with dataverse.client() as crm:  # the mappings are checked against the tables' metadata
             mappings = account_mappings(store, account, crm.attributes)
         frame, without_record = read_members(state, store, account, scope, lists, mappings)
@@ -201,9 +231,11 @@ def audience_members(context: dg.AssetExecutionContext, config: MemberQualityCon
     by_rule = split.failures["rule"].value_counts().to_dict() if len(split.failures) else {}
     del consent, split  # the output is written while this step waits at `yield`: hold only what it sends
     unique.kept.attrs[SCOPE_ATTR] = scope.to_attr()
+    unique.kept.attrs[HELD_BACK_ATTR] = json.dumps(sorted(row["listid"] for row in held_back))
     yield dg.Output(AUDIENCE_MEMBERS.mark_validated(unique.kept), metadata={  # rows of split.valid only
         **_scope_metadata(scope),
         "lists": dg.MetadataValue.int(len(lists)),
+        "lists_held_back": dg.MetadataValue.int(len(held_back)),
         "rows_in": dg.MetadataValue.int(rows_in),
         **({} if without_record is None else {"members_without_record": dg.MetadataValue.int(without_record)}),
         "rows_out": dg.MetadataValue.int(len(unique.kept)),
@@ -220,15 +252,23 @@ def read_members(state: StateStoreResource, store: StateStore, account: str, sco
     """The members a sync looks at, before consent and validation, with a column per mapped data field: every
     member of the account's lists on a full pass, with how many list members have no record in the mirror; on an
     incremental pass, those of the addresses and records in scope (and None)."""
-    list_ids = [row["listid"] for row in lists]
+    groups = by_link_table(lists)
     if not scope.full:
-        frame = member_frame(store.mirror.members_with_keys(
-            "listmember", list_ids, PERSON_TABLES, scope.keys, scope.records), mappings)
+        frame = member_frame(chain.from_iterable(store.mirror.members_with_keys(
+            links, list_ids, PERSON_TABLES, scope.keys, scope.records) for links, list_ids in groups), mappings)
         return frame, None
-    links = store.mirror.link_count("listmember", list_ids)
+    links = sum(store.mirror.link_count(table, list_ids) for table, list_ids in groups)
     in_two = links >= Settings.from_env().members_in_two_from
     frame = every_member(state, store, lists, mappings, in_two=in_two)
     return frame, links - len(frame)
+
+
+def lists_to_sync(store: StateStore, account: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The account's lists that this sync loads, and those it holds back: the dynamic lists whose members are
+    not known as of now (their query failed, or has never run)."""
+    lists = account_lists(store, account)
+    unknown = store.evaluations.unusable(row["listid"] for row in lists if is_dynamic(row))
+    return ([row for row in lists if row["listid"] not in unknown], [row for row in lists if row["listid"] in unknown])
 
 
 def consent_facts(store: StateStore, account: str, scope: Scope, lists: list[dict[str, Any]]) -> dict[str, Any]:

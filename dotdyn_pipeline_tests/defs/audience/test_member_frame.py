@@ -68,8 +68,9 @@ def test_each_list_reads_its_members_from_the_table_of_its_member_type(store):
     lists = [{"listid": "C", "createdfromcode": 2}, {"listid": "L", "createdfromcode": 4},
              {"listid": "X", "createdfromcode": 2}, {"listid": "U"}]
     groups = by_member_table(lists)
-    assert groups == [(("contact",), ["C", "X"]), (("lead",), ["L"]), (("contact", "lead", "account"), ["U"])]
-    found = {(parent, table, crm_id) for tables, ids in groups
+    assert groups == [(("listmember", ("contact",)), ["C", "X"]), (("listmember", ("lead",)), ["L"]),
+                      (("listmember", ("contact", "lead", "account")), ["U"])]
+    found = {(parent, table, crm_id) for (_, tables), ids in groups
              for parent, table, crm_id, _ in store.mirror.members("listmember", ids, tables)}
     assert found == {("C", "contact", "c1"), ("L", "lead", "l1"), ("U", "contact", "c1"), ("U", "lead", "l1")}
 
