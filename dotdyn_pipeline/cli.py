@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "extract": "dotdyn_pipeline.bench.extract",
     "load": "dotdyn_pipeline.bench.load",
     "audience": "dotdyn_pipeline.bench.audience",
+    "dynamic-list": "dotdyn_pipeline.bench.dynamic_list",
     "engagement": "dotdyn_pipeline.bench.engagement",
     "consent": "dotdyn_pipeline.bench.consent",
     "provision": "dotdyn_pipeline.bench.provision",

@@ -1,4 +1,4 @@
-"""The audience benchmark, at a small scale: it runs end to end and its last line holds the figures it promises."""
+"""The benchmarks, at a small scale: they run end to end and their last lines hold the figures they promise."""
 
 import json
 import subprocess
@@ -82,3 +82,24 @@ def test_the_audience_benchmark_measures_its_floor_on_a_fresh_twin_of_the_sandbo
     assert result["changed_contacts"] == 20 and 0 < result["incremental_rows_sent"] <= 2 * 20
     assert result["incremental_calls"] < result["dataverse_requests"] + result["dotdigital_calls"]
     assert set(result["asset_seconds"]) >= {"crm_contacts", "audience_members", "address_book_members"}
+
+
+def test_the_dynamic_list_benchmark_loads_who_entered_and_left_the_query_and_measures_its_floor():
+    run = subprocess.run([sys.executable, "-m", "dotdyn_pipeline.cli", "bench", "dynamic-list", "--contacts", "2000"],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["rows"] == result["query_rows"], "the flow's evaluation holds what a bare read of the query holds"
+    assert 0.4 * 2000 < result["rows"] < 0.6 * 2000, "the list selects about half of the contacts"
+    assert result["rows"] > result["rows_loaded"] > 0, "some members are quarantined or skipped, most loaded"
+    assert result["changed_contacts"] == 20
+    assert (result["entered"], result["left"]) == (result["expected_entered"], result["expected_left"])
+    assert result["entered"] > 0 and result["left"] > 0, "the change moves people both ways"
+    assert 0 < result["incremental_rows_sent"] <= result["changed_contacts"]
+    assert result["peak_rss_sum_mb"] >= result["peak_rss_mb"] > 0
+    for name in ("seconds", "dataverse_requests", "dotdigital_calls", "query_pages", "floor_read_seconds",
+                 "floor_upload_seconds", "incremental_seconds", "incremental_calls"):
+        assert result[name] > 0, name
+    assert result["floor_seconds"] == pytest.approx(result["floor_read_seconds"] + result["floor_upload_seconds"],
+                                                    abs=0.002)
+    assert set(result["asset_seconds"]) >= {"dynamic_list_members", "audience_members", "address_book_members"}

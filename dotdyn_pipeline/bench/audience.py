@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            lambda: running_sandbox(Path(directory) / "twin", settings, timeout=3600))
 
 
-def _sync(instance: dg.DagsterInstance, key: str, run_config: dict[str, Any]) -> tuple[float, dict[str, dict]]:
+def sync_account(instance: dg.DagsterInstance, key: str, run_config: dict[str, Any]) -> tuple[float, dict[str, dict]]:
     """Run the audience job as a deployment would (`execute_job`: `execute_in_process` would also keep every
     step's output in memory until the run ends); return its seconds and each asset's metadata."""
     from dotdyn_pipeline.definitions import audience_sync_job
@@ -74,7 +74,7 @@ def _sync(instance: dg.DagsterInstance, key: str, run_config: dict[str, Any]) ->
     return watch.seconds, materialized_facts(result)
 
 
-def _calls(facts: dict[str, dict], name: str) -> int:
+def count_calls(facts: dict[str, dict], name: str) -> int:
     return sum(v.get(name, 0) for v in facts.values())
 
 
@@ -95,22 +95,22 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
     with dg.DagsterInstance.local_temp(str(home / "dagster")) as instance:
         key = register_account(instance, defs, account["emailaccount_id"]).key
         with run_memory() as memory:  # as a partition's run is launched: a process per step, side by side
-            seconds, facts = _sync(instance, key, PROCESS_PER_STEP)
+            seconds, facts = sync_account(instance, key, PROCESS_PER_STEP)
         contacts = defs.load_asset_value("audience_contacts", partition_key=key, instance=instance)
 
         fields = [c for c in contacts.columns if c not in CONTACT_COLUMNS]
-        rerun_floor = _upload_floor(contract, contacts, fields)
+        rerun_floor = upload_floor_seconds(contract, contacts, fields)
         with control_http(contract) as control:
             people = control.get("/dataverse/stats").raise_for_status().json()["tables"]["contacts"]
             changed = max(1, round(people * change_share))
             control.post("/dataverse/seed-changes", json={"set": "contacts", "seed": 1, "modify": changed}
                          ).raise_for_status()
         # as the schedule runs it: a change run's steps are short, and a process each would cost more than most take
-        incremental_seconds, incremental = _sync(instance, key, IN_PROCESS)
+        incremental_seconds, incremental = sync_account(instance, key, IN_PROCESS)
     if twin:
         with twin() as fresh:
-            _copy_data_fields(contract, fresh, fields)
-            read_floor, upload_floor = _read_floor(fresh), _upload_floor(fresh, contacts, fields)
+            copy_data_fields(contract, fresh, fields)
+            read_floor, upload_floor = _read_floor(fresh), upload_floor_seconds(fresh, contacts, fields)
     else:
         read_floor, upload_floor = _read_floor(contract), rerun_floor
     return {
@@ -118,15 +118,16 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
         "rows_loaded": facts["address_book_members"]["rows_imported"], "seconds": seconds,
         "peak_rss_mb": memory.total_mb, "peak_rss_sum_mb": memory.rss_sum_mb,
         "peak_process_rss_mb": memory.largest_mb,
-        "dataverse_requests": _calls(facts, "dataverse_requests"),
-        "dotdigital_calls": _calls(facts, "dotdigital_calls"),
+        "dataverse_requests": count_calls(facts, "dataverse_requests"),
+        "dotdigital_calls": count_calls(facts, "dotdigital_calls"),
         "floor_seconds": round(read_floor + upload_floor, 3), "floor_read_seconds": read_floor,
         "floor_upload_seconds": upload_floor, "floor_upload_rerun_seconds": rerun_floor,
         "floor_sandbox": "twin" if twin else "same", "changed_contacts": changed,
         "incremental_seconds": incremental_seconds,
-        "incremental_calls": _calls(incremental, "dataverse_requests") + _calls(incremental, "dotdigital_calls"),
+        "incremental_calls": count_calls(incremental, "dataverse_requests")
+        + count_calls(incremental, "dotdigital_calls"),
         "incremental_rows_sent": incremental["address_book_members"]["rows_sent"],
-        "asset_seconds": _durations(facts), "incremental_asset_seconds": _durations(incremental),
+        "asset_seconds": asset_durations(facts), "incremental_asset_seconds": asset_durations(incremental),
     }
 
 
@@ -144,13 +145,13 @@ def _read_floor(contract: dict[str, Any]) -> float:
     return round(sum(extract._floor(url, token, config, 5000)[0] for url in urls), 3)
 
 
-def _upload_floor(contract: dict[str, Any], contacts: Any, fields: list[str]) -> float:
+def upload_floor_seconds(contract: dict[str, Any], contacts: Any, fields: list[str]) -> float:
     """Seconds of the bare upload of the rows each book was sent, on `contract`'s sandbox."""
     books = (import_rows(rows, fields) for _, rows in contacts.groupby("list_id"))
     return load.floor(contract, contract["accounts"][0], books, ["Email", *fields], load.DEFAULT_IMPORT_CHUNK_BYTES)
 
 
-def _copy_data_fields(source: dict[str, Any], target: dict[str, Any], names: list[str]) -> None:
+def copy_data_fields(source: dict[str, Any], target: dict[str, Any], names: list[str]) -> None:
     """Create in `target`'s account the data fields among `names` that `source`'s account has and it lacks."""
     with dotdigital_http(source, timeout=60) as old, dotdigital_http(target, timeout=60) as new:
         have = {f["name"].upper() for f in new.get("/v2/data-fields").raise_for_status().json()}
@@ -161,7 +162,7 @@ def _copy_data_fields(source: dict[str, Any], target: dict[str, Any], names: lis
                                                   ("name", "type", "visibility", "defaultValue")}).raise_for_status()
 
 
-def _durations(facts: dict[str, dict]) -> dict[str, float]:
+def asset_durations(facts: dict[str, dict]) -> dict[str, float]:
     """Each asset's own duration, as its metadata reports it."""
     return {name: values["duration_s"] for name, values in facts.items() if "duration_s" in values}
 
