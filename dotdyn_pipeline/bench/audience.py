@@ -123,7 +123,7 @@ def measure(contract: dict[str, Any], home: Path, change_share: float,
         "floor_seconds": round(read_floor + upload_floor, 3), "floor_read_seconds": read_floor,
         "floor_upload_seconds": upload_floor, "floor_upload_rerun_seconds": rerun_floor,
         "floor_sandbox": "twin" if twin else "same", "changed_contacts": changed,
-        "incremental_seconds": incremental_seconds,
+        "address_books": facts["address_books"]["address_books"], "incremental_seconds": incremental_seconds,
         "incremental_calls": count_calls(incremental, "dataverse_requests")
         + count_calls(incremental, "dotdigital_calls"),
         "incremental_rows_sent": incremental["address_book_members"]["rows_sent"],
