@@ -22,6 +22,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     # The sandbox is a product feature the benchmark drives; imported here so the pipeline never sees it.
-    from dotdyn_pipeline.sandbox.context import SandboxSettings
-    from dotdyn_pipeline.sandbox.process import read_contract, running_sandbox
+    from dotdyn_pipeline.sandbox.process import read_contract
 
     with tempfile.TemporaryDirectory(prefix="dotdyn-bench-") as directory:
         if args.sandbox:
             return measure(read_contract(Path(args.sandbox)), Path(directory), args.change_share)
-        settings = SandboxSettings(contacts=args.contacts, leads=max(10, args.contacts // 20),
-                                   accounts=max(10, args.contacts // 100), email_accounts=1, days=1,
-                                   options={"dotdigital.campaigns": "0"})  # no engagement history needed
-        with running_sandbox(Path(directory) / "sandbox", settings, timeout=3600) as contract:
-            return measure(contract, Path(directory), args.change_share,
-                           lambda: running_sandbox(Path(directory) / "twin", settings, timeout=3600))
+        return with_sandbox_and_twin(args.contacts, Path(directory), partial(measure,
+                                                                             change_share=args.change_share))
+
+
+def with_sandbox_and_twin(contacts: int, directory: Path, measure: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """`measure(contract, directory, twin)` on a sandbox of one account with `contacts` (people in the usual
+    proportions, no engagement history), `twin` starting a fresh copy of it for the floor."""
+    from dotdyn_pipeline.sandbox.context import SandboxSettings
+    from dotdyn_pipeline.sandbox.process import running_sandbox
+
+    settings = SandboxSettings(contacts=contacts, leads=max(10, contacts // 20), accounts=max(10, contacts // 100),
+                               email_accounts=1, days=1, options={"dotdigital.campaigns": "0"})
+    with running_sandbox(directory / "sandbox", settings, timeout=3600) as contract:
+        return measure(contract, directory, twin=lambda: running_sandbox(directory / "twin", settings, timeout=3600))
 
 
 def sync_account(instance: dg.DagsterInstance, key: str, run_config: dict[str, Any]) -> tuple[float, dict[str, dict]]:

@@ -20,6 +20,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from dotdyn_pipeline.bench.audience import (
     count_calls,
     sync_account,
     upload_floor_seconds,
+    with_sandbox_and_twin,
 )
 from dotdyn_pipeline.bench.contract import control_http, dataverse_config
 from dotdyn_pipeline.bench.measure import run_memory, stopwatch
@@ -63,17 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    # The sandbox is a product feature the benchmark drives; imported here so the pipeline never sees it.
-    from dotdyn_pipeline.sandbox.context import SandboxSettings
-    from dotdyn_pipeline.sandbox.process import running_sandbox
-
     with tempfile.TemporaryDirectory(prefix="dotdyn-bench-") as directory:
-        settings = SandboxSettings(contacts=args.contacts, leads=max(10, args.contacts // 20),
-                                   accounts=max(10, args.contacts // 100), email_accounts=1, days=1,
-                                   options={"dotdigital.campaigns": "0"})  # no engagement history needed
-        with running_sandbox(Path(directory) / "sandbox", settings, timeout=3600) as contract:
-            return measure(contract, Path(directory), args.change_share,
-                           lambda: running_sandbox(Path(directory) / "twin", settings, timeout=3600))
+        return with_sandbox_and_twin(args.contacts, Path(directory), partial(measure,
+                                                                             change_share=args.change_share))
 
 
 def only_the_dynamic_list(contract: dict[str, Any]) -> str:
