@@ -3,6 +3,7 @@ campaigns, and nothing of the solution until it is provisioned, over real HTTPS.
 
 from __future__ import annotations
 
+from dotdyn_pipeline.sandbox.dataverse.seed import LISTS
 from dotdyn_pipeline.solution import schema as solution
 from dotdyn_pipeline_tests.sandbox import bare_helpers
 from dotdyn_pipeline_tests.sandbox.dataverse_helpers import error_of
@@ -35,7 +36,7 @@ def test_people_lists_members_and_campaigns_are_seeded(bare_dv):
 
     assert (count("contacts"), count("leads"), count("accounts")) == (200, 50, 30)
     lists = bare_dv.get("lists", params={"$select": "listname,createdfromcode,type"}).json()["value"]
-    assert len(lists) == 2 * 5 and {row["createdfromcode"] for row in lists} == {1, 2, 4}
+    assert len(lists) == 2 * len(LISTS) and {row["createdfromcode"] for row in lists} == {1, 2, 4}
     assert count("listmembers") > 0 and count("campaigns") == 4
 
 
