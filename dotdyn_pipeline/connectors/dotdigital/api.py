@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from dotdyn_pipeline.connectors.dotdigital.config import DotdigitalConfig
 from dotdyn_pipeline.connectors.dotdigital.dates import to_utc
-from dotdyn_pipeline.connectors.dotdigital.errors import AlreadyExists, ValidationError
+from dotdyn_pipeline.connectors.dotdigital.errors import AlreadyExists, NotFound, ValidationError
 from dotdyn_pipeline.connectors.dotdigital.imports import Importer, ImportResult, Throughput, csv_chunks
 from dotdyn_pipeline.connectors.dotdigital.models import (
     ADDRESS_BOOK_NAME_MAX,
@@ -51,6 +51,7 @@ class Transport(Protocol):
     counter: CallCounter
 
     def call(self, operation: str, **args: Any) -> Any: ...
+    def supports(self, operation: str) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -162,6 +163,42 @@ class DotdigitalClient:
     def remove_contact_from_address_book(self, address_book_id: int, contact_id: int) -> None:
         self.transport.call("remove_contact_from_address_book", address_book_id=address_book_id,
                             contact_id=contact_id)
+
+    def remove_contacts_from_address_book(self, address_book_id: int, contact_ids: Sequence[int]) -> None:
+        """Take contacts out of an address book (they stay contacts of the account; one not in it is no error).
+
+        REST removes up to `deletion_chunk` at once in a background deletion, followed here to its end; SOAP has
+        no such operation, and a deletion that fails or is not offered falls back to one call per contact."""
+        if not self.transport.supports("remove_contacts_from_address_book"):
+            self._remove_one_by_one(address_book_id, contact_ids)
+            return
+        for start in range(0, len(contact_ids), self.config.deletion_chunk):
+            chunk = list(contact_ids[start:start + self.config.deletion_chunk])
+            deletion = self.transport.call("remove_contacts_from_address_book", address_book_id=address_book_id,
+                                           body=chunk)
+            if self._deletion_outcome(deletion) != "Completed":
+                self._remove_one_by_one(address_book_id, chunk)
+
+    def _deletion_outcome(self, deletion: Mapping[str, Any]) -> str:
+        """Follow a bulk deletion to Completed, Failed or NotAvailableInThisVersion (the documented statuses;
+        one example spells the keys with capitals)."""
+        deletion_id = deletion.get("id") or deletion.get("Id")
+        status, wait, waited = deletion.get("status") or deletion.get("Status"), 0.0, 0.0
+        while status == "Started":
+            if waited > self.config.import_timeout:
+                raise TimeoutError(f"the removal of contacts {deletion_id} did not finish")
+            self._sleep(wait)
+            waited, wait = waited + wait, min(self.config.poll_max, max(0.25, 2 * wait))
+            progress = self.transport.call("deletion_progress", deletion_id=deletion_id)
+            status = progress.get("status") or progress.get("Status")
+        return str(status)
+
+    def _remove_one_by_one(self, address_book_id: int, contact_ids: Iterable[int]) -> None:
+        for contact_id in contact_ids:
+            try:
+                self.remove_contact_from_address_book(address_book_id, contact_id)
+            except NotFound:
+                pass  # already out of the book
 
     # bulk import
 

@@ -30,6 +30,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "address_book_contacts": ("GET", "/v2/address-books/{address_book_id}/contacts"),
     "add_contact_to_address_book": ("POST", "/v2/address-books/{address_book_id}/contacts"),
     "remove_contact_from_address_book": ("DELETE", "/v2/address-books/{address_book_id}/contacts/{contact_id}"),
+    "remove_contacts_from_address_book": ("POST", "/v2/address-books/{address_book_id}/contacts/delete"),
+    "deletion_progress": ("GET", "/v2/contacts/deletion/{deletion_id}"),
     "start_import": ("POST", "/v2/address-books/{address_book_id}/contacts/import"),
     "import_progress": ("GET", "/v2/contacts/import/{import_id}"),
     "import_report": ("GET", "/v2/contacts/import/{import_id}/report"),
@@ -100,6 +102,9 @@ class RestTransport:
 
     def close(self) -> None:
         self._http.close()
+
+    def supports(self, operation: str) -> bool:
+        return operation in ROUTES
 
     def _classify(self, response: httpx.Response) -> Retry | None:
         if response.status_code < 400:

@@ -122,6 +122,9 @@ class SoapTransport:
     def close(self) -> None:
         self.http.close()
 
+    def supports(self, operation: str) -> bool:
+        return operation == SUPPRESS or operation in OPERATIONS
+
     def classify(self, response: httpx.Response) -> Retry | None:
         if response.status_code < 400:
             return None

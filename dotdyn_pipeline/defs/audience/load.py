@@ -235,12 +235,14 @@ def _import_while_saving(client: DotdigitalClient, store: StateStore, account: s
 
 def _remove_departed(client: DotdigitalClient, store: StateStore, account: str, book: int,
                      remove: pd.DataFrame) -> int:
-    """Take the people who left the list out of the book; return how many."""
-    for row in remove.itertuples(index=False):
-        contact_id = _contact_id(client, row.dotdigital_contact_id, row.email_key)
-        if contact_id is not None:
-            _remove_from_book(client, book, contact_id)
-        store.books.remove(account, book, [row.email_key])
+    """Take the people who left the list out of the book, in bulk; return how many. Should the run stop before
+    the book's members are saved, the next run removes them again, which changes nothing more."""
+    if remove.empty:
+        return 0
+    contact_ids = [_contact_id(client, row.dotdigital_contact_id, row.email_key)
+                   for row in remove.itertuples(index=False)]
+    client.remove_contacts_from_address_book(book, [c for c in contact_ids if c is not None])
+    store.books.remove(account, book, remove["email_key"].tolist())
     return len(remove)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from dotdyn_pipeline.sandbox.dotdigital.store import (
     now_iso,
     valid_email,
 )
+from dotdyn_pipeline.sandbox.faults import FaultPlan
 
 DATA_FIELD_NAME = re.compile(r"^[A-Za-z0-9_-]{1,20}$")
 DATA_TYPES = ("String", "Numeric", "Date", "Boolean")
@@ -316,23 +318,42 @@ def remove_from_book(store: AccountStore, book_id: int, contact_ids: list[int]) 
                          [(book_id, contact_id) for contact_id in contact_ids])
 
 
-def delete_from_book_in_bulk(store: AccountStore, book_id: int, body: Any) -> dict[str, Any]:
-    """POST .../contacts/delete: done at once; its progress then reads Completed."""
+def delete_from_book_in_bulk(store: AccountStore, faults: FaultPlan, book_id: int, body: Any, method: str,
+                             path: str) -> dict[str, Any]:
+    """POST .../contacts/delete: a background deletion, answered Started. It is done at once, unless a
+    `deletion_delay` fault keeps it Started for `latency_ms` (it is done at the first look after that);
+    `deletion_fail` ends it Failed with nobody removed."""
     ids = [as_int(value, "contact id") for value in as_list(body)]
     if not ids:
         raise ApiError("ERROR_CONTACTS_ARE_NOT_SPECIFIED", "No contact ids were given.")
-    remove_from_book(store, book_id, ids)
+    writable_book(store, book_id)
+    failed, delay = faults.take("deletion_fail", method, path), faults.take("deletion_delay", method, path)
     deletion_id = str(uuid.uuid4())
     with store.write() as conn:
-        conn.execute("INSERT INTO deletions VALUES (?, 'Completed')", (deletion_id,))
+        conn.execute("INSERT INTO deletions VALUES (?, 'Started', ?, ?, ?, ?)",
+                     (deletion_id, book_id, json.dumps(ids), "Failed" if failed else "Completed",
+                      time.time() + (delay.latency_ms / 1000 if delay else 0)))
+    _settle_deletion(store, deletion_id)
     return {"id": deletion_id, "status": "Started"}
 
 
 def deletion_status(store: AccountStore, deletion_id: str) -> dict[str, Any]:
-    status = store.scalar("SELECT status FROM deletions WHERE id = ?", deletion_id)
-    if status is None:
+    if store.scalar("SELECT 1 FROM deletions WHERE id = ?", deletion_id) is None:
         raise ApiError("ERROR_PARAMETER_INVALID", "No bulk deletion has that id.")
-    return {"id": deletion_id, "status": status}
+    return {"id": deletion_id, "status": _settle_deletion(store, deletion_id)}
+
+
+def _settle_deletion(store: AccountStore, deletion_id: str) -> str:
+    """End a deletion that is due (removing its contacts when it completes); return its status."""
+    status, book_id, ids, outcome, ready_at = store.one(
+        "SELECT status, book_id, contact_ids, outcome, ready_at FROM deletions WHERE id = ?", deletion_id)
+    if status != "Started" or time.time() < ready_at:
+        return status
+    if outcome == "Completed":
+        remove_from_book(store, book_id, json.loads(ids))
+    with store.write() as conn:
+        conn.execute("UPDATE deletions SET status = ? WHERE id = ?", (outcome, deletion_id))
+    return outcome
 
 
 # --- unsubscribes, suppressions, resubscribes ---------------------------------------------------------------

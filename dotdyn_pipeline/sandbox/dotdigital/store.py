@@ -45,7 +45,9 @@ CREATE TABLE IF NOT EXISTS imports (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, book_id INTEGER, merge_option TEXT NOT NULL,
     status TEXT NOT NULL, report TEXT, outcome TEXT NOT NULL DEFAULT 'Finished', min_seconds REAL NOT NULL DEFAULT 0,
     created TEXT NOT NULL, finished TEXT);
-CREATE TABLE IF NOT EXISTS deletions (id TEXT PRIMARY KEY, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deletions (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, book_id INTEGER NOT NULL, contact_ids TEXT NOT NULL,
+    outcome TEXT NOT NULL, ready_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS campaigns (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, subject TEXT NOT NULL, from_name TEXT NOT NULL,
     from_email TEXT NOT NULL, status TEXT NOT NULL, date_sent TEXT, last_activity TEXT);

@@ -122,6 +122,31 @@ def test_removal_from_an_address_book_keeps_the_contact(client: DotdigitalClient
     assert client.contact(members[0].email).id == members[0].id
 
 
+def _calls_during(client: DotdigitalClient, action) -> dict[str, int]:
+    before = client.counter.snapshot()
+    action()
+    return {k: v - before.get(k, 0) for k, v in client.counter.snapshot().items() if v != before.get(k, 0)}
+
+
+def test_bulk_removal_takes_contacts_out_of_a_book_and_keeps_them(sandbox, transport: str, sleeps) -> None:
+    """REST removes them in background deletions of `deletion_chunk` ids, each followed to its end; SOAP, which
+    has no bulk removal, one call each. A contact that is not in the book is no error, and stays where it is."""
+    with connect(client_config(sandbox, transport, deletion_chunk=2), sleep=sleeps) as client:
+        book, _ = _import(client, _emails(unique("bulk-rm"), 5))
+        members = sorted(client.address_book_contacts(book.id), key=lambda c: c.id)
+        other, _ = _import(client, _emails(unique("bulk-rm-other"), 1))
+        outsider = next(iter(client.address_book_contacts(other.id)))
+        leaving = [m.id for m in members[:3]] + [outsider.id]
+        calls = _calls_during(client, lambda: client.remove_contacts_from_address_book(book.id, leaving))
+        assert {c.id for c in client.address_book_contacts(book.id)} == {m.id for m in members[3:]}
+        assert [c.id for c in client.address_book_contacts(other.id)] == [outsider.id]
+        assert client.contact(members[0].email).id == members[0].id
+    if transport == "rest":
+        assert calls == {"remove_contacts_from_address_book": 2, "deletion_progress": 2}
+    else:
+        assert calls == {"remove_contact_from_address_book": 4}
+
+
 def test_unsubscribe_and_resubscribe(client: DotdigitalClient) -> None:
     since = datetime.now(UTC) - timedelta(minutes=5)
     emails = _emails(unique("consent"), 3)

@@ -155,3 +155,29 @@ def test_an_exhausted_quota_that_does_not_reset_is_a_typed_error(sandbox, transp
     limits(remaining=10**9)
     with connect(client_config(sandbox, transport, account=1), sleep=sleeps) as client:
         assert client.find_address_book(unique("none")) is None
+
+
+def _book_of_three(client: DotdigitalClient) -> tuple[int, list[int]]:
+    book_id, _ = _import_once(client, 3)
+    return book_id, sorted(c.id for c in client.address_book_contacts(book_id))
+
+
+def test_a_bulk_removal_still_running_is_followed_until_it_completes(sandbox, control, sleeps: Sleeps) -> None:
+    _fault(control, kind="deletion_delay", count=1, latency_ms=300, path="contacts/delete")
+    with connect(client_config(sandbox, "rest"), sleep=sleeps) as client:
+        book_id, ids = _book_of_three(client)
+        started = time.monotonic()
+        client.remove_contacts_from_address_book(book_id, ids[:2])
+        assert time.monotonic() - started >= 0.3, "it returned before the deletion completed"
+        assert [c.id for c in client.address_book_contacts(book_id)] == ids[2:]
+        assert client.counter.snapshot()["deletion_progress"] >= 2
+        assert "remove_contact_from_address_book" not in client.counter.snapshot()
+
+
+def test_a_failed_bulk_removal_falls_back_to_one_call_per_contact(sandbox, control, sleeps: Sleeps) -> None:
+    _fault(control, kind="deletion_fail", count=1, path="contacts/delete")
+    with connect(client_config(sandbox, "rest"), sleep=sleeps) as client:
+        book_id, ids = _book_of_three(client)
+        client.remove_contacts_from_address_book(book_id, ids[:2])
+        assert [c.id for c in client.address_book_contacts(book_id)] == ids[2:]
+        assert client.counter.snapshot()["remove_contact_from_address_book"] == 2

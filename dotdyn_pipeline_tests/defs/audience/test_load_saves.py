@@ -178,7 +178,7 @@ def test_people_of_a_killed_load_who_left_since_are_removed_only_if_the_book_hol
         assert _members(store, book) == {ann: "f1"} and _book(client, book) == [ann]
     assert counts[0].removed == 1
     assert calls["address_book_contacts"] == 1, "the book is asked once"
-    assert (calls["contact_by_email"], calls["remove_contact_from_address_book"]) == (1, 1), "dan, and only dan"
+    assert (calls["contact_by_email"], calls["remove_contacts_from_address_book"]) == (1, 1), "dan, and only dan"
 
 
 def test_an_import_whose_answer_was_lost_is_sent_again_and_nothing_is_doubled(store, sandbox, control):
