@@ -15,6 +15,7 @@ from dotdyn_pipeline.state.evaluations import ListEvaluations
 from dotdyn_pipeline.state.leases import Leases
 from dotdyn_pipeline.state.migrations import applied_versions, migrate
 from dotdyn_pipeline.state.mirror import BookState, CrmMirror, chunks
+from dotdyn_pipeline.state.sends import SendLedger
 
 #: The scope of cursors that belong to no single email account (the org-wide CRM tables).
 ORG_SCOPE = "*"
@@ -141,6 +142,7 @@ class StateStore:
         self.books = BookState(backend)
         self.leases = Leases(backend)
         self.evaluations = ListEvaluations(backend, self.mirror)
+        self.sends = SendLedger(backend)
 
     @classmethod
     def open(cls, url: str, schema: str = "dotdyn", *, migrate_now: bool = True) -> StateStore:
