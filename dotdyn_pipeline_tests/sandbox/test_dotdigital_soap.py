@@ -108,8 +108,8 @@ def test_errors_are_soap_faults_with_the_code(service):
 
 
 def test_an_operation_not_implemented_is_a_fault_naming_it(service):
-    with pytest.raises(Fault, match="DeleteAddressBook"):
-        service.DeleteAddressBook(id=1)
+    with pytest.raises(Fault, match="DeleteAllContactsFromAddressBook"):
+        service.DeleteAllContactsFromAddressBook(addressBookId=2)
 
 
 def test_wrong_password_is_refused_by_the_transport(sandbox):

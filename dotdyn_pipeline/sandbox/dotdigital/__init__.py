@@ -7,6 +7,8 @@ Options (`dotdyn sandbox up --option key=value`):
 - dotdigital.campaigns: historical campaigns per account (6);
 - dotdigital.activities: the exact number of historical activity rows for the first account (campaigns are
   added until it is reached), e.g. 1000000 for the engagement benchmark.
+- dotdigital.send_time_scale: how much faster than real time an API send's engagement arrives and a split
+  test's period passes (1/720: an hour in five seconds).
 """
 
 from __future__ import annotations

@@ -187,6 +187,18 @@ def create_book(store: AccountStore, body: Any) -> dict[str, Any]:
     return {"id": book_id, "name": name, "visibility": visibility, "contacts": 0}
 
 
+def delete_book(store: AccountStore, book_id: int) -> None:
+    """Delete an address book (its contacts stay in the account). A book a send still has to go to is in use."""
+    writable_book(store, book_id)
+    with store.write() as conn:
+        if conn.execute("SELECT 1 FROM send_books b JOIN sends s ON s.id = b.send_id WHERE b.book_id = ? AND "
+                        "s.status IN ('Scheduled', 'Sending')", (book_id,)).fetchone():
+            raise ApiError("ERROR_ADDRESSBOOK_IN_USE")
+        for table in ("members", "book_unsubscribes"):
+            conn.execute(f"DELETE FROM {table} WHERE book_id = ?", (book_id,))  # noqa: S608 (fixed table names)
+        conn.execute("DELETE FROM address_books WHERE id = ?", (book_id,))
+
+
 def book_contacts(store: AccountStore, pager: Pager, book_id: int, with_data: bool, select: int,
                   skip: int, modified_since: str | None = None) -> list[dict]:
     get_book(store, book_id)

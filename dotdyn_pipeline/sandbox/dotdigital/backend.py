@@ -9,7 +9,6 @@ import hmac
 import shutil
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +19,7 @@ from dotdyn_pipeline.sandbox.context import SandboxContext
 from dotdyn_pipeline.sandbox.dotdigital.engagement import seed_account
 from dotdyn_pipeline.sandbox.dotdigital.imports import Imports
 from dotdyn_pipeline.sandbox.dotdigital.limits import RateLimits, Verdict
-from dotdyn_pipeline.sandbox.dotdigital.reporting import Sends
+from dotdyn_pipeline.sandbox.dotdigital.sends import DEFAULT_TIME_SCALE, Sends
 from dotdyn_pipeline.sandbox.dotdigital.store import AccountStore, Pager
 from dotdyn_pipeline.sandbox.people import EmailAccount
 
@@ -62,7 +61,8 @@ class Backend:
         self.limits = RateLimits(ctx.settings)
         self.pager = Pager()
         self.imports = Imports(self.faults)
-        self.sends = Sends(ctx.settings.seed, ThreadPoolExecutor(max_workers=1, thread_name_prefix="dotdigital-send"))
+        self.sends = Sends(ctx.settings.seed, float(ctx.settings.option("dotdigital.send_time_scale",
+                                                                        str(DEFAULT_TIME_SCALE))))
         self._refused: Counter[tuple[str, str]] = Counter()  # refused sign-ins by (API user, SHA-256 of password)
         self._refused_lock = threading.Lock()
 
@@ -111,4 +111,4 @@ class Backend:
 
     def shutdown(self) -> None:
         self.imports.shutdown()
-        self.sends.pool.shutdown(wait=False, cancel_futures=True)
+        self.sends.shutdown()

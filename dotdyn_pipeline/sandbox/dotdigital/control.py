@@ -3,6 +3,8 @@
 `{account}` is the account's number (1-based, the order of sandbox.json's `accounts`) or its API user.
 `POST accounts/{account}/resubscribe {"email", "address_book_id"?}` stands for a contact confirming a
 resubscribe (the service's challenge), which no API call can do on the contact's behalf.
+`GET accounts/{account}/sends` lists every send the account was asked for (campaign sends and triggered
+emails), so tests count real sends; `POST accounts/{account}/sends/{send_id}/cancel` cancels a campaign send.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dotdyn_pipeline.sandbox.dotdigital import audience
 from dotdyn_pipeline.sandbox.dotdigital.backend import Account, Backend
 from dotdyn_pipeline.sandbox.dotdigital.errors import ApiError
 from dotdyn_pipeline.sandbox.dotdigital.store import SUPPRESSED_STATUSES, normalise_email
+from dotdyn_pipeline.sandbox.dotdigital.triggered import triggered_sends
 
 
 def _overview(backend: Backend, account: Account, request: Request, body: Any) -> dict[str, Any]:
@@ -117,6 +120,21 @@ def _engagement(backend: Backend, account: Account, request: Request, body: Any)
                                                    since, until)]
 
 
+def _sends(backend: Backend, account: Account, request: Request, body: Any) -> list[dict[str, Any]]:
+    """Every send the account was asked for, oldest first: campaign sends (with their status and, once they
+    went out, their recipients) and triggered emails; `?type=campaign|triggered` and `?campaign_id=` narrow it."""
+    kind, campaign = request.query_params.get("type"), request.query_params.get("campaign_id")
+    if kind not in (None, "campaign", "triggered"):
+        raise ApiError("ERROR_PARAMETER_INVALID", "type must be campaign or triggered")
+    campaign_id = None if campaign is None else audience.as_int(campaign, "campaign_id")
+    found = [] if kind == "triggered" else backend.sends.executed(account.store, campaign_id)
+    return found + ([] if kind == "campaign" else triggered_sends(account.store, campaign_id))
+
+
+def _cancel_send(backend: Backend, account: Account, request: Request, body: Any) -> dict[str, Any]:
+    return backend.sends.cancel(account.store, request.path_params["send_id"])
+
+
 Action = Callable[[Backend, Account, Request, Any], Any]
 
 
@@ -125,7 +143,7 @@ def _route(backend: Backend, path: str, action: Action, method: str = "GET") -> 
         account = backend.account(request.path_params["account"])
         if account is None:
             return JSONResponse({"error": f"no account {request.path_params['account']!r}"}, status_code=404)
-        body = await request.json() if method == "POST" else None
+        body = (await request.json() if await request.body() else None) if method == "POST" else None
         try:
             return JSONResponse(await run_in_threadpool(action, backend, account, request, body))
         except ApiError as error:
@@ -154,4 +172,6 @@ def control_routes(backend: Backend) -> list[Route]:
         _route(backend, "/accounts/{account}/limits", _limits, "POST"),
         _route(backend, "/accounts/{account}/imports/{import_id}", _import),
         _route(backend, "/accounts/{account}/engagement/{kind}", _engagement),
+        _route(backend, "/accounts/{account}/sends", _sends),
+        _route(backend, "/accounts/{account}/sends/{send_id}/cancel", _cancel_send, "POST"),
     ]

@@ -9,7 +9,9 @@ Campaigns were sent over the past `days` days to the account's address books. Ea
 activity row (ApiCampaignContactSummary) with opens, clicks (url, ip, user agent, keyword), ROI markers,
 forwards, replies, soft and hard bounces and unsubscribes at realistic rates; a hard bounce or unsubscribe
 also suppresses the contact (reason and date), so later campaigns skip them. Sends through the API get the
-same treatment for the books' current members, with the event delays compressed from hours to seconds.
+same treatment for their recipients (sends.py), with the event delays compressed from hours to seconds. Each
+account also has two unsent drafts and the triggered campaigns of TRIGGERED_CAMPAIGNS (status and type
+`Triggered`), which only one-to-one triggered sends use (triggered.py).
 Rows stream from the recipient query to SQLite in chunks; nothing holds a campaign's rows in memory.
 """
 
@@ -44,6 +46,13 @@ USER_AGENTS = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537",
     "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.17425; Pro)",
 )
+#: Every account's triggered campaigns, for one-to-one sends (POST /v2/email/triggered-campaign): fixed ids,
+#: beyond those of the historical campaigns and drafts, so the Dynamics side can name them at any data size.
+TRIGGERED_CAMPAIGNS = {
+    990_001: ("Order confirmation (triggered)", "Thank you for your order"),
+    990_002: ("Appointment reminder (triggered)", "Your appointment is coming up"),
+    990_003: ("Password reset (triggered)", "Reset your password"),
+}
 CATEGORIES = ("Shoes", "Outdoor", "Books", "Garden", "Electronics")
 HOUR = 3600.0
 
@@ -180,14 +189,6 @@ def recipients(store: AccountStore, book_ids: list[int] | None,
         left = None if left is None else left - len(chunk)
 
 
-def chosen_recipients(store: AccountStore, contact_ids: list[int]) -> Iterator[list[tuple[int, str]]]:
-    """Chunks of the subscribed contacts among `contact_ids`."""
-    for start in range(0, len(contact_ids), CHUNK):
-        part = contact_ids[start:start + CHUNK]
-        yield store.all(f"SELECT id, email FROM contacts WHERE status = 'Subscribed' AND id IN "
-                        f"({','.join('?' * len(part))}) ORDER BY id", *part)
-
-
 def new_campaign(conn, rng: random.Random, number: int, account_name: str, status: str = "Unsent") -> int:
     topic = TOPICS[number % len(TOPICS)]
     code = f" [{CAMPAIGN_CODES[number]}]" if number < len(CAMPAIGN_CODES) else ""  # sent for a Dynamics campaign
@@ -238,9 +239,13 @@ def seed_account(store: AccountStore, settings: SandboxSettings, index: int, nam
         if not writer.rows:  # nobody left to send to
             break
         written += writer.rows
-    with store.write() as conn:  # drafts for sends through the API
+    with store.write() as conn:  # drafts for sends through the API, and the triggered (transactional) campaigns
         for draft in range(number, number + 2):
             new_campaign(conn, rng, draft, name)
+        conn.executemany("INSERT INTO campaigns (id, name, subject, from_name, from_email, status, type) "
+                         "VALUES (?, ?, ?, ?, 'news@example.com', 'Triggered', 'Triggered')",
+                         [(campaign_id, title, subject, name) for campaign_id, (title, subject)
+                          in TRIGGERED_CAMPAIGNS.items()])
 
 
 def _seed_people(store: AccountStore, settings: SandboxSettings, index: int, accounts: int, books: dict[str, int],

@@ -11,10 +11,13 @@ KNOWN: dict[str, tuple[int, str]] = {
     "ERROR_ADDRESSBOOK_NOT_FOUND": (404, "Error:"),
     "ERROR_ADDRESSBOOK_DUPLICATE": (400, "An address book with that name already exists."),
     "ERROR_ADDRESSBOOK_INVALID": (400, "The address book is not valid."),
+    "ERROR_ADDRESSBOOK_IN_USE": (400, "The address book is in use; retrying later may succeed."),
     "ERROR_ADDRESSBOOK_NOTWRITABLE": (400, "Address book cannot be written to via the API."),
     "ERROR_APIUSAGE_EXCEEDED": (400, "Your account has generated excess API activity and is being temporarily "
                                      "capped. Please contact support."),
+    "ERROR_CAMPAIGN_INVALID": (400, "The campaign is not valid."),
     "ERROR_CAMPAIGN_NOT_FOUND": (404, "Error:"),
+    "ERROR_CAMPAIGN_SEND_INVALID": (400, "The campaign send is not valid."),
     "ERROR_CAMPAIGN_SENDNOTPERMITTED": (400, "Send not permitted at this time."),
     "ERROR_CONTACT_INVALID": (400, "The contact is not valid."),
     "ERROR_CONTACT_NOT_FOUND": (404, "Error:"),

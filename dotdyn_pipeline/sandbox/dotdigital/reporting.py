@@ -1,26 +1,13 @@
-"""Campaigns, their sends and their reporting (summary, activities, clicks, ROI, hard bounces)."""
+"""Campaigns and their reporting (summary, activities, clicks, ROI, hard bounces, the books they went to)."""
 
 from __future__ import annotations
 
 import json
-import random
-import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from dotdyn_pipeline.sandbox.dotdigital.audience import as_int, as_list, field, get_book
-from dotdyn_pipeline.sandbox.dotdigital.engagement import Rates, SendWriter, chosen_recipients, recipients
+from dotdyn_pipeline.sandbox.dotdigital.audience import get_book
 from dotdyn_pipeline.sandbox.dotdigital.errors import ApiError
-from dotdyn_pipeline.sandbox.dotdigital.store import (
-    CONTACT_COLUMNS,
-    NEVER,
-    AccountStore,
-    Pager,
-    contact_json,
-    now_iso,
-    parse_date,
-)
+from dotdyn_pipeline.sandbox.dotdigital.store import CONTACT_COLUMNS, NEVER, AccountStore, Pager, contact_json
 
 #: (HTML field, plain-text field, total field, measure) of ApiCampaignSummary, named as in the swagger
 SUMMARY_FIELDS = (
@@ -40,7 +27,6 @@ SUMMARY_FIELDS = (
     ("numDelivered", "numTextDelivered", "numTotalDelivered", "Delivered"),
 )
 CAMPAIGN_SQL = "SELECT id, name, subject, from_name, from_email, status FROM campaigns"
-API_SEND_TIME_SCALE = 1 / 720  # an API send's engagement arrives within minutes, not days
 
 
 def _campaign_json(row: tuple) -> dict[str, Any]:
@@ -58,12 +44,31 @@ def _campaign_row(store: AccountStore, campaign_id: int) -> tuple:
     return row
 
 
+def campaign_type(store: AccountStore, campaign_id: int) -> str:
+    """`Standard` or `Triggered` (the developer portal's campaign types); ERROR_CAMPAIGN_NOT_FOUND if none."""
+    kind = store.scalar("SELECT type FROM campaigns WHERE id = ?", campaign_id)
+    if kind is None:
+        raise ApiError("ERROR_CAMPAIGN_NOT_FOUND")
+    return kind
+
+
 def list_campaigns(store: AccountStore, select: int, skip: int, activity_since: str | None = None) -> list[dict]:
     if activity_since is None:
         rows = store.all(f"{CAMPAIGN_SQL} ORDER BY id LIMIT ? OFFSET ?", select, skip)
     else:
         rows = store.all(f"{CAMPAIGN_SQL} WHERE status = 'Sent' AND last_activity >= ? ORDER BY id LIMIT ? OFFSET ?",
                          activity_since, select, skip)
+    return [_campaign_json(row) for row in rows]
+
+
+def campaigns_for_book(store: AccountStore, book_id: int, select: int, skip: int) -> list[dict]:
+    """The campaigns sent to an address book: its history, and every send through the API that named it and
+    was not cancelled (a scheduled one included: once accepted, it is not to be sent again)."""
+    get_book(store, book_id)
+    rows = store.all(f"{CAMPAIGN_SQL} WHERE id IN (SELECT campaign_id FROM campaign_books WHERE book_id = ?) "
+                     "OR id IN (SELECT s.campaign_id FROM sends s JOIN send_books b ON b.send_id = s.id "
+                     "WHERE b.book_id = ? AND s.status <> 'Cancelled') ORDER BY id LIMIT ? OFFSET ?",
+                     book_id, book_id, select, skip)
     return [_campaign_json(row) for row in rows]
 
 
@@ -159,57 +164,3 @@ def hard_bouncing(store: AccountStore, campaign_id: int, with_data: bool, select
                      "WHERE a.campaign_id = ? AND a.hard_bounced = 1 ORDER BY c.id LIMIT ? OFFSET ?",
                      campaign_id, select, skip)
     return [contact_json(row, with_data) for row in rows]
-
-
-class Sends:
-    """Campaign sends through the API: queued, then engagement generated for the recipients."""
-
-    def __init__(self, seed: int, pool: ThreadPoolExecutor) -> None:
-        self.seed, self.pool = seed, pool
-
-    def send(self, store: AccountStore, body: Any) -> dict[str, Any]:
-        campaign_id = as_int(field(body, "campaignId"), "campaignId")
-        _campaign_row(store, campaign_id)
-        book_ids = [as_int(value, "addressBookIds") for value in as_list(field(body, "addressBookIds"))]
-        contact_ids = [as_int(value, "contactIds") for value in as_list(field(body, "contactIds"))]
-        for book_id in book_ids:
-            get_book(store, book_id)
-        send_id = str(uuid.uuid4())
-        send_date = parse_date(str(field(body, "sendDate"))) if field(body, "sendDate") else now_iso()
-        with store.write() as conn:
-            conn.execute("INSERT INTO sends VALUES (?, ?, ?, ?, ?, 'Sending')",
-                         (send_id, campaign_id, json.dumps(book_ids), json.dumps(contact_ids), send_date))
-            conn.executemany("INSERT OR IGNORE INTO campaign_books VALUES (?, ?)",
-                             [(campaign_id, book_id) for book_id in book_ids])
-            conn.execute("UPDATE campaigns SET status = 'Sending' WHERE id = ?", (campaign_id,))
-        self.pool.submit(self._deliver, store, send_id)
-        return self._json(store, send_id)
-
-    def status(self, store: AccountStore, send_id: str) -> dict[str, Any]:
-        if store.one("SELECT 1 FROM sends WHERE id = ?", send_id.lower()) is None:
-            raise ApiError("ERROR_CAMPAIGN_SEND_INVALID", "No campaign send has that id.", status=404)
-        return self._json(store, send_id.lower())
-
-    @staticmethod
-    def _json(store: AccountStore, send_id: str) -> dict[str, Any]:
-        campaign_id, book_ids, contact_ids, send_date, status = store.one(
-            "SELECT campaign_id, book_ids, contact_ids, send_date, status FROM sends WHERE id = ?", send_id)
-        return {"id": send_id, "campaignId": campaign_id, "addressBookIds": json.loads(book_ids),
-                "contactIds": json.loads(contact_ids), "sendDate": send_date, "splitTestOptions": None,
-                "status": status}
-
-    def _deliver(self, store: AccountStore, send_id: str) -> None:
-        campaign_id, book_ids, contact_ids = store.one(
-            "SELECT campaign_id, book_ids, contact_ids FROM sends WHERE id = ?", send_id)
-        book_ids, contact_ids = json.loads(book_ids), json.loads(contact_ids)
-        writer = SendWriter(store, campaign_id, time.time(), random.Random(f"{self.seed}:{send_id}"), Rates(),
-                            time_scale=API_SEND_TIME_SCALE)
-        if contact_ids:
-            for chunk in chosen_recipients(store, contact_ids):
-                writer.write(chunk)
-        if book_ids or not contact_ids:  # no books and no contacts: All Contacts
-            for chunk in recipients(store, book_ids or None):
-                writer.write(chunk)
-        writer.finish()
-        with store.write() as conn:
-            conn.execute("UPDATE sends SET status = 'Sent' WHERE id = ?", (send_id,))

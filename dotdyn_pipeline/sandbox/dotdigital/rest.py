@@ -28,6 +28,7 @@ from dotdyn_pipeline.sandbox.dotdigital.errors import UNAUTHORIZED_MESSAGE, ApiE
 from dotdyn_pipeline.sandbox.dotdigital.imports import merge_option
 from dotdyn_pipeline.sandbox.dotdigital.limits import rest_tier
 from dotdyn_pipeline.sandbox.dotdigital.store import AccountStore, iso, parse_date
+from dotdyn_pipeline.sandbox.dotdigital.triggered import send_triggered
 from dotdyn_pipeline.sandbox.dotdigital.upload import save_upload
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,17 @@ def _remove_from_book(call: Call) -> None:
     audience.remove_from_book(call.store, call.int("id"), [call.int("contactId")])
 
 
+def _delete_book(call: Call) -> Response:
+    audience.delete_book(call.store, call.int("id"))
+    return Response(status_code=200)  # the swagger documents an empty 200
+
+
+def _send_triggered(call: Call) -> Response:
+    emails = audience.as_list(call.body) if call.request.url.path.endswith("/batch") else [call.body]
+    send_triggered(call.store, emails)
+    return Response(status_code=200)
+
+
 def routes(backend: Backend) -> list[Route]:
     """The REST routes, in the swagger's words."""
     b, r = audience, reporting
@@ -166,6 +178,9 @@ def routes(backend: Backend) -> list[Route]:
         ("GET", "/address-books/public", lambda c: b.list_books(c.store, *c.page(), "Public"), 200),
         ("POST", "/address-books", lambda c: b.create_book(c.store, c.body), 201),
         ("GET", "/address-books/{id}", lambda c: b.get_book(c.store, c.int("id")), 200),
+        ("DELETE", "/address-books/{id}", _delete_book, 200),
+        ("GET", "/address-books/{id}/campaigns", lambda c: r.campaigns_for_book(c.store, c.int("id"), *c.page()),
+         200),
         ("GET", "/address-books/{id}/contacts",
          lambda c: b.book_contacts(c.store, c.backend.pager, c.int("id"), c.full_data(), *c.page()), 200),
         ("POST", "/address-books/{id}/contacts", lambda c: b.add_contact_to_book(c.store, c.int("id"), c.body), 200),
@@ -217,6 +232,8 @@ def routes(backend: Backend) -> list[Route]:
          200),
         ("POST", "/campaigns/send", lambda c: c.backend.sends.send(c.store, c.body), 202),
         ("GET", "/campaigns/send/{sendId}", lambda c: c.backend.sends.status(c.store, c.params["sendId"]), 200),
+        ("POST", "/email/triggered-campaign", _send_triggered, 200),
+        ("POST", "/email/triggered-campaign/batch", _send_triggered, 200),
         ("GET", "/campaigns/{id}", lambda c: r.get_campaign(c.store, c.int("id")), 200),
         ("GET", "/campaigns/{id}/summary", lambda c: r.summary(c.store, c.int("id")), 200),
         ("GET", "/campaigns/{id}/activities",

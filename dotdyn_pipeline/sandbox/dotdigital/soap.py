@@ -30,6 +30,7 @@ from dotdyn_pipeline.sandbox.dotdigital.backend import Account, Backend
 from dotdyn_pipeline.sandbox.dotdigital.errors import ApiError
 from dotdyn_pipeline.sandbox.dotdigital.limits import soap_tier
 from dotdyn_pipeline.sandbox.dotdigital.rest import drain
+from dotdyn_pipeline.sandbox.dotdigital.sends import SOAP_METRICS
 from dotdyn_pipeline.sandbox.dotdigital.store import NEVER, iso
 from dotdyn_pipeline.vendor import DOTDIGITAL_WSDL
 
@@ -78,6 +79,7 @@ OPERATIONS: dict[str, Operation] = {
     "CreateDataField": lambda be, a, p, _: b.create_data_field(a.store, p["dataField"]),
     "GetAddressBooks": lambda be, a, p, _: b.list_books(a.store, *_page(p)),
     "CreateAddressBook": lambda be, a, p, _: b.create_book(a.store, p["apiAddressBook"]),
+    "DeleteAddressBook": lambda be, a, p, _: b.delete_book(a.store, p["id"]),
     "GetAddressBookContactCount": lambda be, a, p, _: b.get_book(a.store, p["id"])["contacts"],
     "GetContactsInAddressBook": lambda be, a, p, _: b.book_contacts(
         a.store, be.pager, p["addressBookId"], bool(p["withFullData"]), *_page(p)),
@@ -115,6 +117,7 @@ OPERATIONS: dict[str, Operation] = {
     "GetContactImportReportFaults": lambda be, a, p, _: _faults_file(be, a, p["importId"]),
     "GetCampaigns": lambda be, a, p, _: r.list_campaigns(a.store, *_page(p)),
     "GetCampaignById": lambda be, a, p, _: r.get_campaign(a.store, p["id"]),
+    "GetCampaignsForAddressBook": lambda be, a, p, _: r.campaigns_for_book(a.store, p["addressBookId"], *_page(p)),
     "GetSentCampaignsWithActivitySinceDate": lambda be, a, p, _: r.list_campaigns(a.store, *_page(p), _since(p)),
     "GetCampaignSummary": lambda be, a, p, _: r.summary(a.store, p["campaignId"]),
     "GetCampaignActivities": lambda be, a, p, _: r.activities(a.store, be.pager, p["campaignId"], None,
@@ -126,7 +129,7 @@ OPERATIONS: dict[str, Operation] = {
         a.store, be.pager, p["campaignId"], _since(p), *_page(p)),
     "GetCampaignHardBouncingContacts": lambda be, a, p, _: r.hard_bouncing(
         a.store, p["campaignId"], bool(p["withFullData"]), *_page(p)),
-    "SendCampaign": lambda be, a, p, _: be.sends.send(a.store, p["apiCampaignSend"]),
+    "SendCampaign": lambda be, a, p, _: be.sends.send(a.store, p["apiCampaignSend"], SOAP_METRICS),
     "GetCampaignSendProgress": lambda be, a, p, _: be.sends.status(a.store, str(p["sendId"])),
 }
 

@@ -27,8 +27,8 @@ CREATE TABLE IF NOT EXISTS contacts (
     import_seq INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS contacts_modified ON contacts(modified);
 CREATE INDEX IF NOT EXISTS contacts_created ON contacts(created);
-CREATE TABLE IF NOT EXISTS address_books (
-    id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE COLLATE NOCASE, visibility TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS address_books (  -- AUTOINCREMENT: a deleted book's id is never given again
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE COLLATE NOCASE, visibility TEXT NOT NULL,
     writable INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE IF NOT EXISTS members (
     book_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, PRIMARY KEY (book_id, contact_id)) WITHOUT ROWID;
@@ -50,13 +50,26 @@ CREATE TABLE IF NOT EXISTS deletions (
     outcome TEXT NOT NULL, ready_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS campaigns (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, subject TEXT NOT NULL, from_name TEXT NOT NULL,
-    from_email TEXT NOT NULL, status TEXT NOT NULL, date_sent TEXT, last_activity TEXT);
+    from_email TEXT NOT NULL, status TEXT NOT NULL, date_sent TEXT, last_activity TEXT,
+    type TEXT NOT NULL DEFAULT 'Standard');
 CREATE INDEX IF NOT EXISTS campaigns_activity ON campaigns(last_activity);
 CREATE TABLE IF NOT EXISTS campaign_books (
     campaign_id INTEGER NOT NULL, book_id INTEGER NOT NULL, PRIMARY KEY (campaign_id, book_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sends (
-    id TEXT PRIMARY KEY, campaign_id INTEGER NOT NULL, book_ids TEXT NOT NULL, contact_ids TEXT NOT NULL,
-    send_date TEXT NOT NULL, status TEXT NOT NULL);
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, campaign_id INTEGER NOT NULL, book_ids TEXT NOT NULL,
+    contact_ids TEXT NOT NULL, send_date TEXT NOT NULL, split_test TEXT, status TEXT NOT NULL,
+    wave INTEGER NOT NULL DEFAULT 0, recipients INTEGER, accepted TEXT NOT NULL, finished TEXT);
+CREATE TABLE IF NOT EXISTS send_books (
+    send_id TEXT NOT NULL, book_id INTEGER NOT NULL, PRIMARY KEY (send_id, book_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS send_books_book ON send_books(book_id);
+CREATE TABLE IF NOT EXISTS send_contacts (
+    send_id TEXT NOT NULL, contact_id INTEGER NOT NULL, PRIMARY KEY (send_id, contact_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS send_recipients (
+    send_id TEXT NOT NULL, contact_id INTEGER NOT NULL, email TEXT NOT NULL, test_group INTEGER NOT NULL,
+    PRIMARY KEY (send_id, contact_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS triggered_sends (
+    seq INTEGER PRIMARY KEY, campaign_id INTEGER NOT NULL, to_addresses TEXT NOT NULL,
+    personalization TEXT NOT NULL, sent TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS activities (
     campaign_id INTEGER NOT NULL, contact_id INTEGER NOT NULL, email TEXT NOT NULL, html INTEGER NOT NULL,
     date_sent TEXT NOT NULL, num_opens INTEGER NOT NULL, num_page_views INTEGER NOT NULL,
