@@ -310,6 +310,19 @@ def test_top_and_distinct(dv, contacts):
                                                                key=lambda c: (c is not None, c))
 
 
+def test_a_distinct_key_query_over_a_one_to_many_link_pages_by_its_cookie(dv, contacts):
+    """The accounts that have contacts, each once although joined to each of its contacts, over pages that each
+    end with a paging cookie the next page is asked with."""
+    fetch = ('<fetch distinct="true" count="7"><entity name="account"><attribute name="accountid"/>'
+             '<order attribute="accountid"/><link-entity name="contact" from="parentcustomerid" to="accountid" '
+             'link-type="inner"/></entity></fetch>')
+    pages = list(fetch_pages(dv, "accounts", fetch))
+    ids = [row["accountid"] for page in pages for row in page["value"]]
+    expected = {row["_parentcustomerid_value"] for row in contacts if row.get("_parentcustomerid_value")}
+    assert len(pages) == -(-len(expected) // 7) and len(ids) == len(set(ids)) and set(ids) == expected
+    assert all(len(page["value"]) == 7 for page in pages[:-1])
+
+
 def test_a_page_holds_at_most_5000_rows(dv):
     response = dv.get("contacts", params={"fetchXml": '<fetch count="5001"><entity name="contact"/></fetch>'})
     assert response.status_code == 400 and "count" in error_of(response)["message"]

@@ -20,8 +20,9 @@ FetchXml reference, "Use FetchXml with Web API"):
   URL-encoded twice as Dataverse sends it, and `@Microsoft.Dynamics.CRM.morerecords: true` when the client
   asked for that annotation (`*`, `Microsoft.Dynamics.CRM.*` or by name, as Microsoft's SDK for Python does).
   A request for the page after the cookie's continues after the cookie's last row (a keyset, so deep pages
-  cost what the first does); a page without the cookie, a non-consecutive one, a `distinct` query or one
-  joined to many rows per row is counted by page number instead.
+  cost what the first does), also for a `distinct` query of the table's own columns ordered by its primary key;
+  a page without the cookie, a non-consecutive one, another `distinct` query or one joined to many rows per row
+  is counted by page number instead.
 - Semantics the stand-in chose where Microsoft is silent: `ne` also selects nulls, `not-in` and `not-like` do
   not; dates are UTC; `on`, `on-or-before` and `on-or-after` compare whole days; `last-x-days` is from the
   start of the day X days ago until now and `next-x-days` from now to the end of the day X days ahead.
@@ -486,7 +487,14 @@ class FetchXmlReader:
         return " ".join([f"{q(query.root.table.logical_name)} AS {q(query.root.sql_alias)}", *query.joins])
 
     def _keyset(self, query: Query) -> bool:
-        return not query.distinct and query.one_row_each
+        """Whether pages continue after the cookie's last row: when each row of the result is one row of the
+        query's table, either by its links (many-to-one) or by `distinct` over its own columns with its primary
+        key among the orders (the key then tells the distinct rows apart)."""
+        if not query.distinct:
+            return query.one_row_each
+        primary = query.root.table.by_name[query.root.table.primary_key]
+        return (not any(source.selected for source in query.sources[1:])
+                and any(column == primary for column, _ in query.order))
 
     def _order(self, query: Query) -> list[tuple[Column, bool]]:
         order = list(query.order)
