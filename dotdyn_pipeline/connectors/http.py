@@ -21,6 +21,8 @@ import orjson
 
 #: Transport failures worth another attempt: refused or dropped connections, timeouts, truncated bodies.
 RETRYABLE_ERRORS = (httpx.TransportError,)
+#: The transport failures that come before the request left: the server cannot have acted on it.
+UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def tls_verify(ca_bundle: str | None) -> ssl.SSLContext | bool:
@@ -49,10 +51,14 @@ def retry_after_seconds(value: str | None, now: Callable[[], float] = time.time)
 
 @dataclass(frozen=True)
 class Retry:
-    """A response that should be tried again: after `after` seconds if the server said, else with backoff."""
+    """A response that should be tried again: after `after` seconds if the server said, else with backoff.
+
+    `unprocessed` says the server certainly did nothing with the request (it was throttled, or never reached
+    it), so even a request that must not be made twice may be sent again."""
 
     reason: str
     after: float | None = None
+    unprocessed: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,15 @@ class RetriesExhausted(Exception):
 
     def __init__(self, what: str, attempts: int, reason: str) -> None:
         super().__init__(f"{what} failed after {attempts} attempts: {reason}")
+        self.attempts, self.reason = attempts, reason
+
+
+class OutcomeUnknown(Exception):
+    """Raised instead of retrying a request that must not be made twice when its fate is unknown: the
+    connection dropped after it was sent, or the server failed in a way that does not say it did nothing."""
+
+    def __init__(self, what: str, attempts: int, reason: str) -> None:
+        super().__init__(f"{what}: the outcome is unknown after attempt {attempts}: {reason}")
         self.attempts, self.reason = attempts, reason
 
 
@@ -126,11 +141,14 @@ def send_with_retries(
     policy: RetryPolicy,
     counter: CallCounter,
     sleep: Callable[[float], None] = time.sleep,
+    idempotent: bool = True,
 ) -> httpx.Response:
     """Send a request until `classify` accepts the response or the policy gives up.
 
     `build_request` is called for each attempt, so headers such as a renewed token are current. The
     accepted response is returned whatever its status: turning it into a typed error is the client's job.
+    A request that is not `idempotent` (sending an email) is tried again only when the server certainly did
+    nothing with it; otherwise OutcomeUnknown is raised, for the caller to find out what happened.
     """
     waited = 0.0
     for attempt in range(1, policy.max_attempts + 1):
@@ -138,12 +156,14 @@ def send_with_retries(
         try:
             response = client.send(build_request())
         except RETRYABLE_ERRORS as exc:
-            decision = Retry(f"{type(exc).__name__}: {exc}")
+            decision = Retry(f"{type(exc).__name__}: {exc}", unprocessed=isinstance(exc, UNSENT_ERRORS))
         else:
             _detach_stream(response)
             decision = classify(response)
             if decision is None:
                 return response
+        if not idempotent and not decision.unprocessed:
+            raise OutcomeUnknown(kind, attempt, decision.reason)
         if attempt == policy.max_attempts:
             break
         wait = decision.after if decision.after is not None else policy.backoff(attempt)

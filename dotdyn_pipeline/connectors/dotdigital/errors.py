@@ -56,6 +56,20 @@ class ServiceUnavailable(DotdigitalError):
     """Server errors or dropped connections outlasted the retry policy."""
 
 
+class SendOutcomeUnknown(DotdigitalError):
+    """A send (campaign or triggered) reached Dotdigital, or may have, and no answer said what became of it: a
+    server error or a dropped connection. It is not sent again; the caller finds out whether it happened (the
+    campaigns sent to the send's address book, the campaign's activity) before deciding anything."""
+
+
+class InvalidEmail(ValidationError):
+    """An email address the service refuses (ERROR_INVALID_EMAIL), e.g. a triggered send's recipient."""
+
+
+class NotTriggeredCampaign(ValidationError):
+    """A triggered send named a campaign that is not a triggered campaign."""
+
+
 class ImportFailed(DotdigitalError):
     """A bulk import ended in a status other than Finished (e.g. RejectedByWatchdog, InvalidFileFormat)."""
 
@@ -84,6 +98,13 @@ _BY_CODE: dict[str, type[DotdigitalError]] = {
     "ERROR_NON_UNIQUE_EMAIL": AlreadyExists,
     "ERROR_CONTACT_SUPPRESSED": ContactSuppressed,
     "ERROR_CONTACT_SUPPRESSEDFORADDRESSBOOK": ContactSuppressed,
+    "ERROR_INVALID_EMAIL": InvalidEmail,
+}
+#: Codes whose meaning depends on the call: the code alone is generic. No code is documented for a triggered
+#: send of a campaign that is not a triggered one; ERROR_CAMPAIGN_INVALID is what the campaign send object
+#: being wrong is called (the sandbox answers it).
+_BY_OPERATION_CODE: dict[tuple[str, str], type[DotdigitalError]] = {
+    ("send_triggered_campaign", "ERROR_CAMPAIGN_INVALID"): NotTriggeredCampaign,
 }
 
 
@@ -91,7 +112,9 @@ def error_for(message: str | None, *, status: int | None, operation: str | None 
     """The typed error for a refused call, from its message (holding the ERROR_ code) and HTTP status."""
     code = error_code(message)
     text = (message or "").strip() or f"HTTP {status}"
-    if code in _BY_CODE:
+    if (operation, code) in _BY_OPERATION_CODE:
+        cls = _BY_OPERATION_CODE[operation, code]
+    elif code in _BY_CODE:
         cls = _BY_CODE[code]
     elif status == 429:
         cls = RateLimited

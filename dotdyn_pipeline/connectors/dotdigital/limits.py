@@ -6,6 +6,7 @@
   Reset is seconds to wait or an epoch time, so a value that can only be an epoch time is read as one.
 - 5xx without an ERROR_ code (or with ERROR_UNKNOWN or the service-unavailable one) and dropped connections
   retry with backoff; a SOAP fault (HTTP 500) naming any other code is final.
+Only the quota and the 429s say the request was not processed: a send is retried after them alone.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ def retry_decision(status: int, headers: Mapping[str, str], message: str | None,
     code = error_code(message)
     if status == 429:  # tiered limits, whatever the body says
         scope = _header(headers, "X-RateLimit-Scope") or "unknown"
-        return Retry(f"throttle: HTTP 429 scope={scope}", after=reset_after(headers, now))
+        return Retry(f"throttle: HTTP 429 scope={scope}", after=reset_after(headers, now), unprocessed=True)
     if code == QUOTA_CODE:
         after = reset_after(headers, now)
-        return Retry(f"quota: {code}", after=quota_wait if after is None else after)
+        return Retry(f"quota: {code}", after=quota_wait if after is None else after, unprocessed=True)
     if status >= 500 and (code is None or code in TRANSIENT_CODES):
         return Retry(f"server_error: HTTP {status} {code or ''}".strip(), after=reset_after(headers, now))
     return None

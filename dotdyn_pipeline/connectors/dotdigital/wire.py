@@ -1,5 +1,9 @@
 """What both transports share on the wire: one httpx client per account (TLS trust, Basic auth, timeout) and
-sending with the shared retry policy, with exhausted retries turned into typed errors."""
+sending with the shared retry policy, with exhausted retries turned into typed errors.
+
+Sending email is the one thing that must not happen twice: SENDS are retried only after an answer that says
+the request was not processed (throttling, the hourly quota, a connection never made); after a server error or
+a dropped connection they raise SendOutcomeUnknown instead, for the caller to find out what happened."""
 
 from __future__ import annotations
 
@@ -12,10 +16,21 @@ from dotdyn_pipeline.connectors.dotdigital.errors import (
     DotdigitalError,
     QuotaExceeded,
     RateLimited,
+    SendOutcomeUnknown,
     ServiceUnavailable,
 )
 from dotdyn_pipeline.connectors.dotdigital.limits import QUOTA_CODE
-from dotdyn_pipeline.connectors.http import CallCounter, RetriesExhausted, Retry, send_with_retries, tls_verify
+from dotdyn_pipeline.connectors.http import (
+    CallCounter,
+    OutcomeUnknown,
+    RetriesExhausted,
+    Retry,
+    send_with_retries,
+    tls_verify,
+)
+
+#: The operations that send email (by the client's operation names, on either transport).
+SENDS = frozenset({"send_campaign", "send_triggered_campaign"})
 
 
 def http_client(config: DotdigitalConfig, base_url: str = "") -> httpx.Client:
@@ -39,9 +54,14 @@ def exhausted(exc: RetriesExhausted, operation: str) -> DotdigitalError:
 def send(client: httpx.Client, build_request: Callable[[], httpx.Request], *, operation: str,
          classify: Callable[[httpx.Response], Retry | None], config: DotdigitalConfig, counter: CallCounter,
          sleep: Callable[[float], None]) -> httpx.Response:
-    """Send with retries as `config.retry` allows; the accepted response is returned whatever its status."""
+    """Send with retries as `config.retry` allows (SENDS only when unprocessed); the accepted response is
+    returned whatever its status."""
     try:
         return send_with_retries(client, build_request, kind=operation, classify=classify,
-                                 policy=config.retry, counter=counter, sleep=sleep)
+                                 policy=config.retry, counter=counter, sleep=sleep,
+                                 idempotent=operation not in SENDS)
     except RetriesExhausted as exc:
         raise exhausted(exc, operation) from None
+    except OutcomeUnknown as exc:
+        raise SendOutcomeUnknown(f"sent, but no answer came back ({exc.reason}); it may or may not have happened",
+                                 operation=operation) from None

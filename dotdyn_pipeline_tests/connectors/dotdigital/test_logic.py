@@ -154,6 +154,14 @@ def test_retry_decisions_wait_out_quota_and_throttling_and_retry_server_errors()
     assert retry_decision(400, {}, "ERROR_PARAMETER_INVALID", quota_wait=1) is None
 
 
+def test_only_quota_and_throttling_say_a_request_was_not_processed() -> None:
+    """What a send may be retried after: the rest could have come after the send happened."""
+    assert retry_decision(400, {}, "capped. ERROR_APIUSAGE_EXCEEDED", quota_wait=1).unprocessed
+    assert retry_decision(429, {"Retry-After": "2"}, "", quota_wait=1).unprocessed
+    assert not retry_decision(503, {}, "", quota_wait=1).unprocessed
+    assert not retry_decision(500, {}, "Oops ERROR_UNKNOWN", quota_wait=1).unprocessed
+
+
 def test_exhausted_retries_become_typed_errors() -> None:
     assert isinstance(exhausted(RetriesExhausted("x", 3, "quota: ERROR_APIUSAGE_EXCEEDED"), "op"), QuotaExceeded)
     assert isinstance(exhausted(RetriesExhausted("x", 3, "throttle: HTTP 429"), "op"), RateLimited)
