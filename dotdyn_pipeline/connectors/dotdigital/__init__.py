@@ -13,16 +13,21 @@ from dotdyn_pipeline.connectors.dotdigital.errors import (
     ContactSuppressed,
     DotdigitalError,
     ImportFailed,
+    InvalidEmail,
     NotFound,
+    NotTriggeredCampaign,
     QuotaExceeded,
     RateLimited,
+    SendOutcomeUnknown,
     ServiceUnavailable,
     ValidationError,
 )
 from dotdyn_pipeline.connectors.dotdigital.imports import ImportOutcome, ImportResult
+from dotdyn_pipeline.connectors.dotdigital.models import CampaignSend, SplitTest
 
 __all__ = [
-    "AlreadyExists", "AuthError", "ContactSuppressed", "DotdigitalClient", "DotdigitalConfig", "DotdigitalError",
-    "ImportFailed", "ImportOutcome", "ImportResult", "NotFound", "QuotaExceeded", "RateLimited",
-    "ServiceUnavailable", "Transport", "ValidationError", "connect",
+    "AlreadyExists", "AuthError", "CampaignSend", "ContactSuppressed", "DotdigitalClient", "DotdigitalConfig",
+    "DotdigitalError", "ImportFailed", "ImportOutcome", "ImportResult", "InvalidEmail", "NotFound",
+    "NotTriggeredCampaign", "QuotaExceeded", "RateLimited", "SendOutcomeUnknown", "ServiceUnavailable",
+    "SplitTest", "Transport", "ValidationError", "connect",
 ]

@@ -33,6 +33,7 @@ from dotdyn_pipeline.connectors.dotdigital.models import (
     ResubscribeResult,
     RoiDetail,
     RowFault,
+    SplitTest,
     Suppression,
     SuppressResult,
     check_data_field_name,
@@ -67,6 +68,7 @@ class DotdigitalClient:
         self._sleep = sleep
         self.import_throughput = Throughput()  # learned from this account's imports; the pipeline keeps it
         self._select: dict[str, int] = {}  # page sizes learned to be the most an operation accepts
+        self._rest: Transport | None = None  # for what the SOAP transport lacks, made when first needed
 
     @property
     def counter(self) -> CallCounter:
@@ -75,6 +77,8 @@ class DotdigitalClient:
 
     def close(self) -> None:
         self.transport.close()
+        if self._rest is not None:
+            self._rest.close()
 
     def __enter__(self) -> DotdigitalClient:
         return self
@@ -139,6 +143,10 @@ class DotdigitalClient:
 
     def address_books(self) -> Iterator[AddressBook]:
         return self._pages("address_books", AddressBook.from_api)
+
+    def delete_address_book(self, address_book_id: int) -> None:
+        """Delete an address book (its contacts stay in the account)."""
+        self.transport.call("delete_address_book", address_book_id=address_book_id)
 
     def create_address_book(self, name: str, visibility: str = "Private") -> AddressBook:
         if not name or len(name) > ADDRESS_BOOK_NAME_MAX:
@@ -321,17 +329,57 @@ class DotdigitalClient:
         return self._pages("roi_details_since", lambda row: RoiDetail.from_api(campaign_id, row),
                            campaign_id=campaign_id, date=since)
 
+    def campaign_activities(self, campaign_id: int) -> Iterator[Activity]:
+        """Everyone who was sent the campaign, with their activity: who already had it."""
+        return self._pages("campaign_activities", lambda row: Activity.from_api(campaign_id, row),
+                           campaign_id=campaign_id)
+
+    def campaigns_sent_to_address_book(self, address_book_id: int) -> list[Campaign]:
+        """The campaigns sent to an address book (a send accepted for it counts from then on)."""
+        return list(self._pages("campaigns_sent_to_address_book", Campaign.from_api,
+                                address_book_id=address_book_id))
+
+    # sending: never sent twice by the client (see wire.SENDS); SendOutcomeUnknown when the answer is lost
+
     def send_campaign(self, campaign_id: int, address_book_ids: Sequence[int] = (),
-                      contact_ids: Sequence[int] = (), send_date: datetime | None = None) -> CampaignSend:
-        """Send (or schedule) a campaign; no address books and no contacts means All Contacts."""
+                      contact_ids: Sequence[int] = (), send_date: datetime | None = None,
+                      split_test: SplitTest | None = None) -> CampaignSend:
+        """Send a campaign, or schedule it for `send_date`; no address books and no contacts means All Contacts.
+
+        Raises SendOutcomeUnknown when the request went out and no answer said what became of it (a server error,
+        a dropped connection): it is not sent again. SOAP v2 cannot carry an ROI split test (ValidationError)."""
         body: dict[str, Any] = {"campaignId": campaign_id, "addressBookIds": list(address_book_ids),
                                 "contactIds": list(contact_ids)}
         if send_date is not None:
             body["sendDate"] = send_date
+        if split_test is not None:
+            body["splitTestOptions"] = split_test.to_api()
         return CampaignSend.from_api(self.transport.call("send_campaign", body=body))
 
     def send_status(self, send_id: str) -> CampaignSend:
         return CampaignSend.from_api(self.transport.call("send_status", send_id=send_id))
+
+    def send_triggered_campaign(self, campaign_id: int, to_addresses: Sequence[str],
+                                personalisation: Mapping[str, str] | None = None) -> None:
+        """Send a triggered campaign to `to_addresses` with personalisation values (name -> value).
+
+        Refusals carry Dotdigital's code: NotFound (ERROR_CAMPAIGN_NOT_FOUND), NotTriggeredCampaign,
+        InvalidEmail, ContactSuppressed. Never sent twice; SendOutcomeUnknown as for send_campaign. SOAP v2 has
+        no such operation, so a SOAP account sends it over REST, with the same API user at the same endpoint."""
+        body = {"toAddresses": list(to_addresses), "campaignId": campaign_id,
+                "personalizationValues": [{"name": name, "value": value}
+                                          for name, value in (personalisation or {}).items()]}
+        self._transport_for("send_triggered_campaign").call("send_triggered_campaign", body=body)
+
+    def _transport_for(self, operation: str) -> Transport:
+        """This client's transport, or a REST one beside it for an operation the transport lacks."""
+        if self.transport.supports(operation):
+            return self.transport
+        if self._rest is None:
+            endpoint = self.account.api_endpoint if self.account and self.config.discover_region else None
+            self._rest = RestTransport(self.config, endpoint or self.config.base_url, self.transport.counter,
+                                       self._sleep)
+        return self._rest
 
 
 def _skipping(fetch: Callable[[int, int], list[Any]], offset: int) -> Callable[[int, int], list[Any]]:

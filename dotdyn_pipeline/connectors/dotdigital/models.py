@@ -325,17 +325,69 @@ class ResubscribeResult:
         return cls(contact=Contact.from_api(contact) if contact else None, status=data.get("status") or "")
 
 
+SPLIT_TEST_METRICS = ("Opens", "Clicks", "ROI")
+
+
+@dataclass(frozen=True)
+class SplitTest:
+    """ApiSplitTestSendOptions: send `percent` of the recipients the campaign's versions first, wait `hours`,
+    then send the version that won on `metric` to the rest."""
+
+    metric: str
+    percent: int
+    hours: int
+
+    def __post_init__(self) -> None:
+        if self.metric not in SPLIT_TEST_METRICS:
+            raise ValueError(f"split test metric must be one of {SPLIT_TEST_METRICS}, not {self.metric!r}")
+        if isinstance(self.percent, bool) or not isinstance(self.percent, int) or not 1 <= self.percent <= 100:
+            raise ValueError(f"split test percent must be a whole number within 1..100, not {self.percent!r}")
+        if isinstance(self.hours, bool) or not isinstance(self.hours, int) or self.hours < 1:
+            raise ValueError(f"split test hours must be a whole number of at least 1, not {self.hours!r}")
+
+    def to_api(self) -> dict[str, Any]:
+        return {"testMetric": self.metric, "testPercentage": self.percent, "testPeriodHours": self.hours}
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any] | None) -> SplitTest | None:
+        """The options as echoed; the portal's example spells the keys with capitals."""
+        if not data:
+            return None
+        lowered = {key.lower(): value for key, value in data.items()}
+        return cls(metric=str(lowered.get("testmetric")), percent=_int(lowered.get("testpercentage")),
+                   hours=_int(lowered.get("testperiodhours")))
+
+
+#: ApiCampaignSendStatuses a send can end in: it will not change after them.
+SEND_FINAL_STATUSES = ("Sent", "Cancelled")
+
+
 @dataclass(frozen=True)
 class CampaignSend:
+    """ApiCampaignSend: status NotSent, Scheduled, Sending, Sent or Cancelled."""
+
     id: str
     campaign_id: int
     status: str | None
     address_book_ids: list[int] = field(default_factory=list)
     contact_ids: list[int] = field(default_factory=list)
     send_date: datetime | None = None
+    split_test: SplitTest | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in SEND_FINAL_STATUSES
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> CampaignSend:
         return cls(id=str(data.get("id") or ""), campaign_id=_int(data.get("campaignId")),
-                   status=data.get("status"), address_book_ids=list(data.get("addressBookIds") or []),
-                   contact_ids=list(data.get("contactIds") or []), send_date=parse_datetime(data.get("sendDate")))
+                   status=data.get("status"), address_book_ids=_ids(data.get("addressBookIds")),
+                   contact_ids=_ids(data.get("contactIds")), send_date=parse_datetime(data.get("sendDate")),
+                   split_test=SplitTest.from_api(data.get("splitTestOptions")))
+
+
+def _ids(value: Any) -> list[int]:
+    """A list of ids as echoed: null, a list, or (the portal's example) a single number."""
+    if value is None:
+        return []
+    return [int(v) for v in value] if isinstance(value, list) else [int(value)]

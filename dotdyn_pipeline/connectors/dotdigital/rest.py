@@ -27,6 +27,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "create_data_field": ("POST", "/v2/data-fields"),
     "address_books": ("GET", "/v2/address-books"),
     "create_address_book": ("POST", "/v2/address-books"),
+    "delete_address_book": ("DELETE", "/v2/address-books/{address_book_id}"),
+    "campaigns_sent_to_address_book": ("GET", "/v2/address-books/{address_book_id}/campaigns"),
     "address_book_contacts": ("GET", "/v2/address-books/{address_book_id}/contacts"),
     "add_contact_to_address_book": ("POST", "/v2/address-books/{address_book_id}/contacts"),
     "remove_contact_from_address_book": ("DELETE", "/v2/address-books/{address_book_id}/contacts/{contact_id}"),
@@ -47,6 +49,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "campaigns": ("GET", "/v2/campaigns"),
     "campaigns_with_activity_since": ("GET", "/v2/campaigns/with-activity-since/{date}"),
     "campaign_summary": ("GET", "/v2/campaigns/{campaign_id}/summary"),
+    "campaign_activities": ("GET", "/v2/campaigns/{campaign_id}/activities"),
     "activities_since": ("GET", "/v2/campaigns/{campaign_id}/activities/since-date/{date}"),
     "clicks_since": ("GET", "/v2/campaigns/{campaign_id}/clicks/since-date/{date}"),
     "roi_details_since": ("GET", "/v2/campaigns/{campaign_id}/roi-details/since-date/{date}"),
@@ -57,6 +60,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "contacts_modified_since": ("GET", "/v2/contacts/modified-since/{date}"),
     "send_campaign": ("POST", "/v2/campaigns/send"),
     "send_status": ("GET", "/v2/campaigns/send/{send_id}"),
+    "send_triggered_campaign": ("POST", "/v2/email/triggered-campaign"),
 }
 _QUERY = {"select": "select", "skip": "skip", "with_full_data": "withFullData"}
 _B64_SLICE = 3 * 1024 * 1024  # a multiple of 3, so slices encode to base64 that concatenates cleanly

@@ -40,8 +40,8 @@ def _reply(soap: SoapTransport, operation: str, result_xml: str):
     return _from_soap(serialize_object(result, dict))
 
 
-def test_both_transports_implement_the_same_operations_but_the_bulk_removal_the_wsdl_lacks(soap) -> None:
-    rest_only = {"remove_contacts_from_address_book", "deletion_progress"}
+def test_both_transports_implement_the_same_operations_but_those_the_wsdl_lacks(soap) -> None:
+    rest_only = {"remove_contacts_from_address_book", "deletion_progress", "send_triggered_campaign"}
     assert set(OPERATIONS) | {SUPPRESS} | rest_only == set(ROUTES)
     assert not set(OPERATIONS) & rest_only
     names = {operation.name for operation in soap._zeep.wsdl.bindings[BINDING].all().values()}
@@ -49,6 +49,8 @@ def test_both_transports_implement_the_same_operations_but_the_bulk_removal_the_
     assert not {name for name in names if name.startswith("DeleteContacts")}, "the WSDL has a bulk removal now"
     assert (soap.supports("remove_contacts_from_address_book"), soap.supports("remove_contact_from_address_book")
             ) == (False, True)
+    assert not {name for name in names if "Triggered" in name or name.startswith("SendCampaignTo")}, (
+        "the WSDL has a triggered or per-book send now")
 
 
 def test_every_mapped_soap_operation_exists_in_the_wsdl_with_those_parameters(soap: SoapTransport) -> None:
