@@ -155,6 +155,20 @@ def test_a_cancelled_send_never_goes_out(api, control):
     assert not _sent_to(api, campaign, emails)
 
 
+def test_a_split_test_cancelled_in_its_test_period_reaches_its_test_group_only(api, control):
+    emails = _emails(4)
+    book, campaign = _book_with(api, emails), _campaign(api)
+    send = check_swagger(api.post("/v2/campaigns/send", json={
+        "campaignId": campaign, "addressBookIds": [book],
+        "splitTestOptions": {"testMetric": "Clicks", "testPercentage": 50, "testPeriodHours": 1}}))
+    tested = poll(lambda: _sent_to(api, campaign, emails))
+    control.post(f"/dotdigital/accounts/1/sends/{send['id']}/cancel").raise_for_status()
+    time.sleep(7)  # past the test period (an hour at the default time scale is five seconds)
+    assert check_swagger(api.get(f"/v2/campaigns/send/{send['id']}"))["status"] == "Cancelled"
+    assert len(tested) == 2 and _sent_to(api, campaign, emails) == tested
+    assert check_swagger(api.get(f"/v2/campaigns/{campaign}"))["status"] == "Sent"
+
+
 def test_campaign_send_refusals(api):
     campaign, book = _campaign(api), _book_with(api, [])
     cases = [({"campaignId": 987_654}, 404, "ERROR_CAMPAIGN_NOT_FOUND"),

@@ -123,14 +123,14 @@ class Sends:
         self.status(store, send_id)
         send_id = send_id.lower()
         with store.write() as conn:
-            waves = conn.execute("SELECT wave FROM sends WHERE id = ?", (send_id,)).fetchone()[0]
+            wave = conn.execute("SELECT wave FROM sends WHERE id = ?", (send_id,)).fetchone()[0]
             cancelled = conn.execute("UPDATE sends SET status = 'Cancelled', finished = ? WHERE id = ? AND "
                                      "(status = 'Scheduled' OR (status = 'Sending' AND wave = 1))",
                                      (self._now(), send_id)).rowcount
             if not cancelled:
                 raise ApiError("ERROR_CAMPAIGN_SEND_INVALID", "Only a scheduled send, or a split test waiting for "
                                                               "its winner, can be cancelled.")
-            if waves:  # the test group was sent: the campaign went out, to fewer people
+            if wave:  # the test group was sent: the campaign went out, to fewer people
                 conn.execute("UPDATE campaigns SET status = 'Sent', date_sent = COALESCE(date_sent, ?) WHERE id = "
                              "(SELECT campaign_id FROM sends WHERE id = ?)", (self._now(), send_id))
         return self._json(store, send_id)
