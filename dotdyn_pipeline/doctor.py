@@ -1,9 +1,10 @@
 """`dotdyn doctor`: check, one line each, what the pipeline needs before its first run, and say how to fix it.
 
 The instance and state store the environment selects; a token from the authority; the Web API and its version;
-the solution's tables, columns and alternate keys (keys Active); change tracking where the pipeline reads
-incrementally; the connector's role on the application user; and for each active email account, its secret
-variable and its Dotdigital credentials (region, API calls left this hour). Never prints a secret.
+the solution's tables, columns, many-to-many relationships and alternate keys (keys Active); change tracking
+where the pipeline reads incrementally; the connector's role on the application user; and for each active email
+account, its secret variable and its Dotdigital credentials (region, API calls left this hour). Never prints a
+secret.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ def _solution_and_tracking(client) -> list[Check]:
     tables = len(spec.tables)
     return [
         Check("solution", False, "missing " + "; ".join(problems), PROVISION) if problems else
-        Check("solution", True, f"{tables} tables, their columns and alternate keys (Active), and the columns "
-                                "on standard tables"),
+        Check("solution", True, f"{tables} tables, their columns and alternate keys (Active), the columns on "
+                                f"standard tables and {len(spec.many_to_many)} many-to-many relationships"),
         Check("change tracking", False, "off on " + ", ".join(untracked), PROVISION) if untracked else
         Check("change tracking", True, "on for every table the pipeline reads incrementally"),
     ]

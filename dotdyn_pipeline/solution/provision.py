@@ -3,7 +3,8 @@
 Additive and idempotent: nothing that exists is dropped or altered; a column that exists with another type is a
 conflict, reported and left alone; a second run finds nothing to do. The plan is applied in dependency order:
 publisher, solution, tables (each with its primary name column), columns, lookups (one-to-many relationships,
-after the tables they point at), alternate keys (after their columns), change tracking, roles (each added to the
+after the tables they point at), many-to-many relationships (after both their tables), alternate keys (after
+their columns), change tracking, roles (each added to the
 solution with AddSolutionComponent: Microsoft documents `MSCRM.SolutionUniqueName` for metadata, not for records)
 and their privileges, then the connector's role for the application user the command signs in as. Dataverse builds each
 key's index asynchronously: the command waits until every key of the solution is Active.
@@ -29,11 +30,11 @@ from dotdyn_pipeline.connectors.dataverse.metadata import (
     attribute_type,
 )
 from dotdyn_pipeline.solution import schema
-from dotdyn_pipeline.solution.schema import Column, Publisher, Role, Solution, Table
+from dotdyn_pipeline.solution.schema import Column, ManyToMany, Publisher, Role, Solution, Table
 
 #: The order changes are applied in: each kind only needs kinds before it.
-KINDS = ("publisher", "solution", "table", "column", "lookup", "key", "change tracking", "role", "solution component",
-         "privileges", "role assignment")
+KINDS = ("publisher", "solution", "table", "column", "lookup", "relationship", "key", "change tracking", "role",
+         "solution component", "privileges", "role assignment")
 #: What a change does, as the present and past tense of its line, and what its line calls the thing changed.
 VERBS = {"change tracking": ("turn on", "turned on"), "privileges": ("grant", "granted"),
          "role assignment": ("assign", "assigned"), "solution component": ("add", "added")}
@@ -50,13 +51,15 @@ class SolutionSpec:
     solution: Solution = schema.SOLUTION
     tables: tuple[Table, ...] = schema.TABLES
     extensions: dict[str, tuple[Column, ...]] = field(default_factory=lambda: dict(schema.EXTENSIONS))
+    many_to_many: tuple[ManyToMany, ...] = schema.MANY_TO_MANY
     tracked_standard: tuple[str, ...] = schema.TRACKED_STANDARD_TABLES
     roles: tuple[Role, ...] = schema.ROLES
     connector_role: str = schema.CONNECTOR_ROLE
 
     def table_names(self) -> list[str]:
         """Every table the solution makes or touches."""
-        names = [t.logical_name for t in self.tables] + list(self.extensions) + list(self.tracked_standard)
+        names = [t.logical_name for t in self.tables] + list(self.extensions) + list(self.tracked_standard) + [
+            name for r in self.many_to_many for name in (r.entity1, r.entity2)]
         return list(dict.fromkeys(names))
 
 
@@ -155,10 +158,13 @@ class _Planner:
         return self.result()
 
     def plan_tables(self) -> None:
-        """Tables, columns, lookups, keys and change tracking: what the pipeline's reads and writes need."""
+        """Tables, columns, lookups, many-to-many relationships, keys and change tracking: what the pipeline's reads
+        and writes need."""
         spec, org = self.spec, self.org
         for table in spec.tables:
             self._table(table)
+        for relationship in spec.many_to_many:
+            self._many_to_many(relationship)
         for logical, columns in spec.extensions.items():
             if logical not in org.tables:
                 self.conflicts.append(f"table {logical}: Microsoft's standard table is missing; its columns "
@@ -223,6 +229,24 @@ class _Planner:
                                       f"points at {col.targets[0]} (left as it is)")
             else:
                 self.unchanged += 1
+
+    def _many_to_many(self, relationship: ManyToMany) -> None:
+        name, tables = relationship.schema_name, (relationship.entity1, relationship.entity2)
+        made = {t.logical_name for t in self.spec.tables}
+        missing = [t for t in tables if t not in self.org.tables and t not in made]
+        if missing:
+            self.conflicts.append(f"relationship {name}: the table {missing[0]} is missing")
+            return
+        found = next((state.many_to_many[name] for state in map(self.org.tables.get, tables)
+                      if state is not None and name in state.many_to_many), None)
+        if found is None:
+            self.add("relationship", name, f"{relationship.entity1} <-> {relationship.entity2}",
+                     relationship.entity1, relationship)
+        elif set(found) != set(tables):
+            self.conflicts.append(f"relationship {name}: it links {found[0]} and {found[1]}; the solution's links "
+                                  f"{tables[0]} and {tables[1]} (left as it is)")
+        else:
+            self.unchanged += 1
 
     def _keys(self, table: Table, state: TableState) -> None:
         existing = {frozenset(k.columns): k for k in state.keys}
@@ -324,6 +348,9 @@ class _Applier:
     def _lookup(self, change: Change) -> None:
         col: Column = change.subject
         self.client.create_lookup(change.table, col, f"{col.targets[0]}id", self.spec.solution.unique_name)
+
+    def _relationship(self, change: Change) -> None:
+        self.client.create_many_to_many(change.subject, self.spec.solution.unique_name)
 
     def _key(self, change: Change) -> None:
         schema_name, columns = change.subject

@@ -32,6 +32,7 @@ class Column:
     max_length: int | None = None
     description: str = ""
     options: tuple[tuple[int, str], ...] = ()  # choices: (value, label)
+    default: bool | None = None  # Yes/No columns: the value a new row gets when it is created without one
 
     @property
     def is_lookup(self) -> bool:
@@ -91,6 +92,34 @@ class Table:
 
 
 @dataclass(frozen=True)
+class ManyToMany:
+    """A many-to-many relationship: rows of `entity1` and `entity2` linked by the rows of an intersect table
+    (`intersect`, with the two tables' primary keys as its columns), each side reading the other's rows through
+    a collection-valued navigation property (Dataverse names both after the relationship unless told otherwise)."""
+
+    schema_name: str
+    entity1: str
+    entity2: str
+    intersect: str
+    entity1_navigation: str = ""  # the navigation property on entity1's rows; empty: the schema name
+    entity2_navigation: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entity1_navigation", self.entity1_navigation or self.schema_name)
+        object.__setattr__(self, "entity2_navigation", self.entity2_navigation or self.schema_name)
+
+    @property
+    def entity1_attribute(self) -> str:
+        """The intersect table's column holding entity1's key (Entity1IntersectAttribute)."""
+        return f"{self.entity1}id"
+
+    @property
+    def entity2_attribute(self) -> str:
+        return f"{self.entity2}id"
+
+
+@dataclass(frozen=True)
 class Grant:
     """Privileges of a role on one table: the access rights and how far they reach."""
 
@@ -127,18 +156,24 @@ def label(name: str) -> str:
 
 
 def column(name: str, type_: str = "String", *targets: str, max_length: int | None = None, doc: str = "",
-           options: tuple[tuple[int, str], ...] = ()) -> Column:
-    """A column; text columns get Dataverse's default maximum length unless told otherwise."""
+           options: tuple[tuple[int, str], ...] = (), default: bool | None = None) -> Column:
+    """A column; text columns get Dataverse's default maximum length unless told otherwise, Yes/No columns
+    Dataverse's default value (No) unless told otherwise."""
     if type_ in ("String", "Memo") and max_length is None:
         max_length = 100 if type_ == "String" else 100_000
-    return Column(name, type_, tuple(targets), max_length, doc, options)
+    if type_ == "Boolean" and default is None:
+        default = False
+    return Column(name, type_, tuple(targets), max_length, doc, options, default)
 
 
 _c = column  # the definitions below are long: a short name keeps each column on one line
+#: Columns Dataverse gives every table: state and status, when and by whom a row was made (createdby is the
+#: calling user, or the user it impersonates; createdonbehalfby then the caller), when it last changed, its version.
 SYSTEM_COLUMNS = (_c("statecode", "State"), _c("statuscode", "Status"), _c("createdon", "DateTime"),
+                  _c("createdby", "Lookup", "systemuser"), _c("createdonbehalfby", "Lookup", "systemuser"),
                   _c("modifiedon", "DateTime"), _c("versionnumber", "BigInt"))
 #: Columns that the service sets and a client cannot write.
-READ_ONLY = {"createdon", "modifiedon", "versionnumber"}
+READ_ONLY = {"createdon", "createdby", "createdonbehalfby", "modifiedon", "versionnumber"}
 
 
 def table(logical: str, entity_set: str, primary_name: str, *columns: Column, keys=(), system: bool = True,
@@ -268,12 +303,28 @@ TABLES: tuple[Table, ...] = (
            _c("esc_displayname"), keys=[("esc_entityname", "esc_attributename")], change_tracking=False,
            description="CRM attributes offered for data mapping."),
     _table("esc_emailsend", "esc_emailsends", "esc_name", _c("esc_name", max_length=255), _ACCOUNT,
-           _c("esc_emailcampaignid", "Lookup", "esc_emailcampaign"), _c("esc_listid", "Lookup", "list"),
-           _c("esc_sendid", max_length=64, doc="Dotdigital send id"), _c("esc_status", max_length=20),
-           _c("esc_senddate", "DateTime"), description="A campaign send requested from Dynamics."),
+           _c("esc_emailcampaignid", "Lookup", "esc_emailcampaign", doc="the campaign, whose row holds its "
+              "Dotdigital id"),
+           _c("esc_listid", "Lookup", "list", doc="a marketing list to send to (more through esc_emailsend_list)"),
+           _c("esc_senddate", "DateTime", doc="when to send; empty or past: now"),
+           _c("esc_status", max_length=20, doc="Draft, Scheduled, Sending, Sent, Failed or Cancelled"),
+           _c("esc_resultmessage", max_length=2000, doc="what the send came to, in words"),
+           _c("esc_sendid", max_length=64, doc="Dotdigital send id"), _c("esc_datesent", "DateTime"),
+           _c("esc_recipients", "Integer", doc="how many it was sent to"),
+           _c("esc_splittestmetric", max_length=10, doc="Opens, Clicks or ROI; empty: no split test"),
+           _c("esc_splittestpercent", "Integer", doc="share of the audience in the split test"),
+           _c("esc_splittesthours", "Integer", doc="hours before the winner goes to the rest"),
+           _c("esc_allowrepeatsends", "Boolean", default=False,
+              doc="send to people who were sent the campaign before (default No)"),
+           description="A campaign send requested from Dynamics."),
     _table("esc_emailsinglesend", "esc_emailsinglesends", "esc_name", _c("esc_name", max_length=255), _ACCOUNT,
-           _c("esc_dotdigitalcampaignid", "Integer"), _c("esc_email", max_length=320), *_crm_links(),
-           _c("esc_status", max_length=20), _c("esc_sentdate", "DateTime"),
+           _c("esc_dotdigitalcampaignid", "Integer", doc="a triggered campaign"), *_crm_links(),
+           _c("esc_email", max_length=320, doc="filled from the person when empty"),
+           _c("esc_status", max_length=20, doc="Scheduled, Sent or Failed"),
+           _c("esc_senddate", "DateTime", doc="when to send; empty or past: now"), _c("esc_datesent", "DateTime"),
+           _c("esc_resultmessage", max_length=2000, doc="what the send came to, in words"),
+           _c("esc_personalisation", max_length=4000, doc="a JSON object of further name -> value "
+              "personalisation values"),
            description="A one-to-one triggered send."),
     _table("esc_marketingpreference", "esc_marketingpreferences", "esc_name", _c("esc_name"), _ACCOUNT,
            _c("esc_dotdigitalpreferenceid", "Integer"), _c("esc_publicname"), _c("esc_ispublic", "Boolean"),
@@ -286,6 +337,12 @@ TABLES: tuple[Table, ...] = (
            description="One address's opt-in to one preference."),
 )
 BY_LOGICAL: dict[str, Table] = {t.logical_name: t for t in TABLES}
+
+#: The solution's many-to-many relationships.
+MANY_TO_MANY: tuple[ManyToMany, ...] = (
+    ManyToMany("esc_emailsend_list", "esc_emailsend", "list", "esc_emailsend_list",
+               description="the marketing lists a campaign send goes to, beside its esc_listid"),
+)
 
 #: Columns the solution adds to Microsoft's standard tables.
 EXTENSIONS: dict[str, tuple[Column, ...]] = {
@@ -339,6 +396,13 @@ def markdown() -> str:
                      "| column (Web API name) | type | notes |\n|---|---|---|")
         parts += [_markdown_row(c) for c in t.columns[1:] if c.name not in system]
         parts.append("")
+    parts.append("#### Many-to-many relationships\n\nEach side reads the other's rows through the navigation "
+                 "property named.\n\n| relationship | tables (navigation property) | intersect table (columns) | "
+                 "notes |\n|---|---|---|---|")
+    parts += [f"| `{r.schema_name}` | `{r.entity1}` (`{r.entity1_navigation}`), `{r.entity2}` "
+              f"(`{r.entity2_navigation}`) | `{r.intersect}` ({r.entity1_attribute}, {r.entity2_attribute}) | "
+              f"{r.description} |" for r in MANY_TO_MANY]
+    parts.append("")
     return "\n".join(parts)
 
 

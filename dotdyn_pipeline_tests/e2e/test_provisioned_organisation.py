@@ -89,6 +89,14 @@ def configured(bare: World, environment: dict[str, str], provisioned) -> World:
     return bare
 
 
+def test_the_people_hold_their_solution_roles_once_configured(configured):
+    people = {u["systemuserid"]: u["fullname"] for u in configured.rows("systemusers") if u["accessmode"] == 0}
+    roles = {r["roleid"]: r["name"] for r in configured.rows("roles")}
+    held = {(people[link["systemuserid"]], roles[link["roleid"]])
+            for link in configured.rows("systemuserrolescollection") if link["systemuserid"] in people}
+    assert held == {("Morgan Manager", "Email Marketing Manager"), ("Pat Professional", "Email Marketing Professional")}
+
+
 def test_the_doctor_passes_once_provisioned_and_configured(configured, environment):
     result = dotdyn(environment, "doctor", "--json")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -33,6 +33,9 @@ def complete_organisation(spec: SolutionSpec) -> Organisation:
             {c.name: attribute_type(c) for c in table.columns}, {c.name: c.targets[0] for c in table.columns
                                                                   if c.is_lookup},
             [KeyState(table.key_name(n), key, "Active") for n, key in enumerate(table.keys)])
+    for relationship in spec.many_to_many:  # EntityDefinitions lists a many-to-many relationship on both tables
+        for name in (relationship.entity1, relationship.entity2):
+            org.tables[name].many_to_many[relationship.schema_name] = (relationship.entity1, relationship.entity2)
     org.publisher = {"publisherid": "p", "customizationprefix": spec.publisher.prefix}
     org.solution = {"solutionid": "s"}
     org.roles = {(role.name, ROOT): RoleState(f"r-{role.name}", ROOT, frozenset(role.privileges()))
@@ -59,11 +62,14 @@ def test_a_bare_organisation_gets_everything_in_dependency_order():
     assert [c.name for c in changes if c.kind == "solution component"] == [r.name for r in schema.ROLES]
     assert kinds.index("solution component") > kinds.index("role")
     assert [c.name for c in changes if c.kind == "role assignment"] == [schema.CONNECTOR_ROLE]
+    assert [(c.name, c.detail) for c in changes if c.kind == "relationship"] == [
+        ("esc_emailsend_list", "esc_emailsend <-> list")]
+    assert kinds.index("relationship") > max(i for i, k in enumerate(kinds) if k in ("table", "lookup"))
     columns = {c.name for c in changes if c.kind == "column"}
     assert "esc_emailaccount.esc_isdefault" in columns and "list.esc_activatedforemail" in columns
     assert "esc_emailaccount.esc_name" not in columns  # the primary name comes with its table
     made_with_tables = {f"{t.logical_name}.{c}" for t in schema.TABLES
-                        for c in (t.primary_key, "statecode", "createdon")}
+                        for c in (t.primary_key, "statecode", "createdon", "createdby")}
     assert not columns & made_with_tables
 
 
@@ -121,3 +127,19 @@ def test_a_role_the_solution_does_not_hold_is_added_to_it():
     assert [(c.kind, c.name) for c in changes] == [("solution component", viewer.name)]
     assert changes[0].line(done=True) == (f"added solution component {viewer.name} (role, to "
                                           f"{spec.solution.unique_name})")
+
+
+def test_a_missing_many_to_many_relationship_is_planned_and_one_linking_other_tables_is_a_conflict():
+    spec = SolutionSpec()
+    org = complete_organisation(spec)
+    for name in ("esc_emailsend", "list"):
+        del org.tables[name].many_to_many["esc_emailsend_list"]
+    changes = plan(spec, org).changes
+    assert [(c.kind, c.name, c.subject) for c in changes] == [("relationship", "esc_emailsend_list",
+                                                                spec.many_to_many[0])]
+    assert changes[0].line(done=True) == "created relationship esc_emailsend_list (esc_emailsend <-> list)"
+    org.tables["list"].many_to_many["esc_emailsend_list"] = ("esc_emailsinglesend", "list")
+    result = plan(spec, org)
+    assert result.changes == []
+    assert result.conflicts == ["relationship esc_emailsend_list: it links esc_emailsinglesend and list; the "
+                                "solution's links esc_emailsend and list (left as it is)"]

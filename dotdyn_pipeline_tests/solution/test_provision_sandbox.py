@@ -103,6 +103,7 @@ def test_the_doctor_fails_on_a_bare_organisation_with_the_fix(before):
     solution = checks["solution"]["detail"]
     assert solution.startswith(f"missing {len(schema.TABLES)} tables (esc_emailaccount, ")
     assert f"; {sum(len(t.keys) for t in schema.TABLES)} keys (" in solution
+    assert "; 1 relationship (esc_emailsend_list)" in solution
     assert checks["email accounts"] == {"name": "email accounts", "ok": False, "fix": "run dotdyn provision",
                                         "detail": "the table esc_emailaccount does not exist"}
 
@@ -159,6 +160,25 @@ def test_the_solution_holds_every_table_column_key_relationship_and_role_it_made
     summary = last_json(first[1])
     assert sorted(what for what in summary["created"] if what.startswith("solution component ")) == sorted(
         f"solution component {role.name} (role, to {schema.SOLUTION.unique_name})" for role in schema.ROLES)
+
+
+def test_provisioning_creates_the_many_to_many_relationship_and_rows_are_linked_through_it(org, first):
+    assert "relationship esc_emailsend_list (esc_emailsend <-> list)" in last_json(first[1])["created"]
+    [made] = org.get("RelationshipDefinitions/Microsoft.Dynamics.CRM.ManyToManyRelationshipMetadata",
+                     **{"$filter": "SchemaName eq 'esc_emailsend_list'"})["value"]
+    assert (made["Entity1LogicalName"], made["Entity2LogicalName"], made["IntersectEntityName"]) == (
+        "esc_emailsend", "list", "esc_emailsend_list")
+    created = org.api.post("esc_emailsends", json={"esc_name": "Provisioned send"},
+                           headers={"Prefer": "return=representation"})
+    assert created.status_code == 201, created.text
+    send = created.json()
+    assert send["esc_allowrepeatsends"] is False, "the column's default value, as provisioning defined it"
+    [one] = org.get("lists", **{"$select": "listid", "$top": "1"})["value"]
+    linked = org.api.post(f"esc_emailsends({send['esc_emailsendid']})/esc_emailsend_list/$ref",
+                          json={"@odata.id": f"{org.api.base_url}lists({one['listid']})"})
+    assert linked.status_code == 204, linked.text
+    read = org.get(f"esc_emailsends({send['esc_emailsendid']})/esc_emailsend_list", **{"$select": "listid"})
+    assert [row["listid"] for row in read["value"]] == [one["listid"]]
 
 
 def test_a_second_run_changes_nothing(org, first):

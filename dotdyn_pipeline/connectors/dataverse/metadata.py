@@ -1,11 +1,12 @@
 """The Web API's metadata and security operations: what an organisation has, and creating what it lacks.
 
 Written from Microsoft's documents ("Create and update table definitions using the Web API", "Create columns",
-"Create and update table relationships", "Define alternate keys", "Query table definitions", the publisher,
-solution, role, solutioncomponent and systemuser entity types, AddPrivilegesRole, AddSolutionComponent, WhoAmI and
-RetrieveVersion). Every metadata create names the solution in the `MSCRM.SolutionUniqueName` header, so that what
-it makes joins the solution; a record (a role) joins it through AddSolutionComponent, as Microsoft documents the
-header for metadata only. A refusal for a missing privilege becomes `MissingPrivilege`, which names the privilege.
+"Create and update table relationships" (one-to-many with their lookups, and many-to-many), "Define alternate
+keys", "Query table definitions", the publisher, solution, role, solutioncomponent and systemuser entity types,
+AddPrivilegesRole, AddSolutionComponent, WhoAmI and RetrieveVersion). Every metadata create names the solution in
+the `MSCRM.SolutionUniqueName` header, so that what it makes joins the solution; a record (a role) joins it through
+AddSolutionComponent, as Microsoft documents the header for metadata only. A refusal for a missing privilege
+becomes `MissingPrivilege`, which names the privilege.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dotdyn_pipeline.connectors.dataverse import odata
 from dotdyn_pipeline.connectors.dataverse.client import DataverseClient
 from dotdyn_pipeline.connectors.dataverse.errors import DataverseAuthError, DataverseError
 from dotdyn_pipeline.connectors.http import decode_json
-from dotdyn_pipeline.solution.schema import Column, Table
+from dotdyn_pipeline.solution.schema import Column, ManyToMany, Table
 
 #: Dataverse's code for "the caller lacks a privilege" (HTTP 403), and how its message names the privilege.
 MISSING_PRIVILEGE_CODE = "0x80040220"
@@ -61,6 +62,8 @@ class TableState:
     attributes: dict[str, str] = field(default_factory=dict)  # logical name -> AttributeType
     lookups: dict[str, str] = field(default_factory=dict)  # referencing attribute -> referenced table
     keys: list[KeyState] = field(default_factory=list)
+    #: many-to-many relationship schema name -> the two tables it links (Entity1LogicalName, Entity2LogicalName)
+    many_to_many: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,8 @@ def attribute_body(col: Column) -> dict[str, Any]:
     if kind == "Money":
         return {"@odata.type": "Microsoft.Dynamics.CRM.MoneyAttributeMetadata", **common, "PrecisionSource": 2}
     if kind == "Boolean":
-        return {"@odata.type": "Microsoft.Dynamics.CRM.BooleanAttributeMetadata", **common, "DefaultValue": False,
+        return {"@odata.type": "Microsoft.Dynamics.CRM.BooleanAttributeMetadata", **common,
+                "DefaultValue": bool(col.default),
                 "OptionSet": {"@odata.type": "Microsoft.Dynamics.CRM.BooleanOptionSetMetadata",
                               "OptionSetType": "Boolean", "TrueOption": _option(1, "Yes"),
                               "FalseOption": _option(0, "No")}}
@@ -138,7 +142,12 @@ def table_body(table: Table) -> dict[str, Any]:
 
 
 def _table_label(table: Table) -> str:
-    return table.logical_name.partition("_")[2].capitalize() or table.logical_name
+    return _label(table.logical_name)
+
+
+def _label(logical_name: str) -> str:
+    """A table's display name from its logical name: without the publisher's prefix, capitalised."""
+    return (logical_name.partition("_")[2] or logical_name).capitalize()
 
 
 def relationship_name(table: str, col: Column) -> str:
@@ -159,6 +168,20 @@ def relationship_body(table: str, col: Column, referenced_key: str) -> dict[str,
             "Lookup": {"@odata.type": "Microsoft.Dynamics.CRM.LookupAttributeMetadata", "SchemaName": col.name,
                        "DisplayName": label(col.label), "Description": label(col.description),
                        "RequiredLevel": _required_none()}}
+
+
+def many_to_many_body(relationship: ManyToMany) -> dict[str, Any]:
+    """The ManyToManyRelationshipMetadata that creates `relationship` with its intersect table."""
+    def menu(entity: str) -> dict[str, Any]:
+        return {"Behavior": "UseCollectionName", "Group": "Details", "Label": label(_label(entity)), "Order": 10000}
+
+    return {"@odata.type": "Microsoft.Dynamics.CRM.ManyToManyRelationshipMetadata",
+            "SchemaName": relationship.schema_name, "IntersectEntityName": relationship.intersect,
+            "Entity1LogicalName": relationship.entity1, "Entity2LogicalName": relationship.entity2,
+            "Entity1NavigationPropertyName": relationship.entity1_navigation,
+            "Entity2NavigationPropertyName": relationship.entity2_navigation,
+            "Entity1AssociatedMenuConfiguration": menu(relationship.entity2),
+            "Entity2AssociatedMenuConfiguration": menu(relationship.entity1)}
 
 
 def key_body(schema_name: str, columns: Sequence[str]) -> dict[str, Any]:
@@ -212,7 +235,8 @@ class MetadataClient(DataverseClient):
             url = "EntityDefinitions?" + odata.query(
                 select=("MetadataId", "LogicalName", "EntitySetName", "ChangeTrackingEnabled"),
                 filter=_any_of("LogicalName", names), expand=f"Attributes($select=LogicalName,AttributeType),{_KEYS},"
-                "ManyToOneRelationships($select=SchemaName,ReferencedEntity,ReferencingAttribute)")
+                "ManyToOneRelationships($select=SchemaName,ReferencedEntity,ReferencingAttribute),"
+                "ManyToManyRelationships($select=SchemaName,Entity1LogicalName,Entity2LogicalName)")
             for row in self._get(url).get("value", []):
                 found[row["LogicalName"]] = TableState(
                     row["LogicalName"], row.get("MetadataId") or "", row.get("EntitySetName") or "",
@@ -220,7 +244,9 @@ class MetadataClient(DataverseClient):
                     {a["LogicalName"]: a.get("AttributeType") or "" for a in row.get("Attributes") or []},
                     {r["ReferencingAttribute"]: r["ReferencedEntity"]
                      for r in row.get("ManyToOneRelationships") or []},
-                    _keys(row.get("Keys") or []))
+                    _keys(row.get("Keys") or []),
+                    {r["SchemaName"]: (r["Entity1LogicalName"], r["Entity2LogicalName"])
+                     for r in row.get("ManyToManyRelationships") or []})
         return found
 
     def keys(self, logical_names: Sequence[str]) -> dict[str, list[KeyState]]:
@@ -308,6 +334,10 @@ class MetadataClient(DataverseClient):
     def create_lookup(self, table: str, col: Column, referenced_key: str, solution: str) -> str:
         return _entity_id(self._call("POST", "RelationshipDefinitions",
                                      json_body=relationship_body(table, col, referenced_key),
+                                     solution=solution).headers)
+
+    def create_many_to_many(self, relationship: ManyToMany, solution: str) -> str:
+        return _entity_id(self._call("POST", "RelationshipDefinitions", json_body=many_to_many_body(relationship),
                                      solution=solution).headers)
 
     def create_key(self, table: str, schema_name: str, columns: Sequence[str], solution: str) -> str:
