@@ -177,6 +177,62 @@ def test_a_lookup_from_a_relationship_is_read_as_its_value_and_bound(cdv, publis
     assert again.status_code == 400 and "esc_account_esc_visit" in error_of(again)["message"]
 
 
+def many_to_many_body(schema_name: str, entity1: str, entity2: str, intersect: str, **extra: str) -> dict[str, Any]:
+    menu = {"Behavior": "UseCollectionName", "Group": "Details", "Label": label("Related"), "Order": 10000}
+    return {"@odata.type": CRM + "ManyToManyRelationshipMetadata", "SchemaName": schema_name,
+            "Entity1LogicalName": entity1, "Entity2LogicalName": entity2, "IntersectEntityName": intersect,
+            "Entity1AssociatedMenuConfiguration": menu, "Entity2AssociatedMenuConfiguration": menu, **extra}
+
+
+def test_a_many_to_many_relationship_is_created_with_its_intersect_and_links_rows(cdv, custom_sandbox, publisher):
+    logical, entity_set = create_table(cdv, "Tag")
+    response = cdv.post("RelationshipDefinitions", json=many_to_many_body("esc_contact_tag", "contact", logical,
+                                                                          "esc_contact_tag"), headers=IN_SOLUTION)
+    assert response.status_code == 204, response.text
+    assert "/RelationshipDefinitions(" in response.headers["OData-EntityId"]
+    made = cdv.get(response.headers["OData-EntityId"]).json()
+    assert (made["@odata.type"], made["Entity1LogicalName"], made["Entity2LogicalName"], made["IntersectEntityName"],
+            made["Entity1NavigationPropertyName"], made["Entity2NavigationPropertyName"]) == (
+        f"#{CRM}ManyToManyRelationshipMetadata", "contact", logical, "esc_contact_tag", "esc_contact_tag",
+        "esc_contact_tag")
+    intersect = cdv.get("EntityDefinitions(LogicalName='esc_contact_tag')", params={
+        "$select": "IsIntersect", "$expand": "Attributes($select=LogicalName)"}).json()
+    assert intersect["IsIntersect"] is True
+    assert {"contactid", f"{logical}id"} <= {a["LogicalName"] for a in intersect["Attributes"]}
+    components = cdv.get("solutioncomponents", params={"$select": "componenttype",
+                                                       "$filter": f"objectid eq {made['MetadataId']}"}).json()
+    assert [c["componenttype"] for c in components["value"]] == [10], "MSCRM.SolutionUniqueName adds it"
+
+    api = f"{custom_sandbox['dataverse_url']}/api/data/{custom_sandbox['dataverse_api_version']}"
+    tag = cdv.post(entity_set, json={"esc_name": "VIP"}).headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+    contact = cdv.get("contacts", params={"$select": "contactid", "$top": "1"}).json()["value"][0]["contactid"]
+    linked = cdv.post(f"contacts({contact})/esc_contact_tag/$ref", json={"@odata.id": f"{api}/{entity_set}({tag})"})
+    assert linked.status_code == 204, linked.text
+    tags = cdv.get(f"contacts({contact})/esc_contact_tag", params={"$select": "esc_name"}).json()["value"]
+    assert [t["esc_name"] for t in tags] == ["VIP"]
+
+    named = cdv.post("RelationshipDefinitions", json=many_to_many_body(
+        "esc_account_tag", "account", logical, "esc_account_tag", Entity1NavigationPropertyName="esc_tags",
+        Entity2NavigationPropertyName="esc_accounts"))
+    assert named.status_code == 204, named.text
+    account = cdv.get("accounts", params={"$select": "accountid", "$top": "1"}).json()["value"][0]["accountid"]
+    assert cdv.post(f"{entity_set}({tag})/esc_accounts/$ref",
+                    json={"@odata.id": f"{api}/accounts({account})"}).status_code == 204
+    assert [t[f"{logical}id"] for t in cdv.get(f"accounts({account})/esc_tags").json()["value"]] == [tag]
+
+    refusals = {
+        "the same name": (many_to_many_body("esc_contact_tag", "contact", logical, "esc_other"), 400),
+        "an unknown table": (many_to_many_body("esc_lead_tag", "lead", "esc_nosuchtable", "esc_lead_tag"), 404),
+        "a table with itself": (many_to_many_body("esc_tag_tag", logical, logical, "esc_tag_tag"), 400),
+        "an intersect that is a table": (many_to_many_body("esc_lead_tag", "lead", logical, logical), 400),
+        "an intersect without the prefix": (many_to_many_body("esc_lead_tag", "lead", logical, "lead_tag"), 400),
+    }
+    for what, (body, status) in refusals.items():
+        refused = cdv.post("RelationshipDefinitions", json=body)
+        assert refused.status_code == status, (what, refused.text)
+    assert error_of(cdv.post("RelationshipDefinitions", json=refusals["the same name"][0]))["code"] == "0x80044363"
+
+
 def test_an_alternate_key_is_pending_then_active_and_then_upserts(cdv, publisher):
     logical, entity_set = create_table(cdv, "Ticket")
     assert add_column(cdv, logical, string_column("esc_Number", 20)).status_code == 204

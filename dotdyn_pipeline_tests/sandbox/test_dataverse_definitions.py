@@ -71,7 +71,8 @@ def test_the_whole_collection_expands_attributes_as_airbyte_discovers(dv):
                                              "$select=SchemaName,ReferencedEntity,ReferencingAttribute)"}).json()
     assert {a["LogicalName"] for a in filtered["Attributes"]} == {"esc_isdefault", "esc_csvformulaprotection"}
     assert [k["KeyAttributes"] for k in filtered["Keys"]] == [["esc_apiuser"]]
-    assert filtered["ManyToOneRelationships"] == []
+    assert {(r["SchemaName"], r["ReferencedEntity"]) for r in filtered["ManyToOneRelationships"]} == {
+        ("lk_esc_emailaccount_createdby", "systemuser"), ("lk_esc_emailaccount_createdonbehalfby", "systemuser")}
 
 
 def test_one_definition_has_the_documented_properties(bare_dv):

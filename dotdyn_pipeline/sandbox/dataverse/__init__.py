@@ -21,7 +21,6 @@ import secrets
 import sys
 import traceback
 import uuid
-from functools import partial
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -41,8 +40,8 @@ from dotdyn_pipeline.sandbox.dataverse.errors import (
 )
 from dotdyn_pipeline.sandbox.dataverse.messages import ApiRequest, ApiResponse
 from dotdyn_pipeline.sandbox.dataverse.query import ChangeTracking, CollectionReader, Signer
-from dotdyn_pipeline.sandbox.dataverse.schema import organisation_tables, tracked
-from dotdyn_pipeline.sandbox.dataverse.security import SYSTEM_ADMINISTRATOR, Security
+from dotdyn_pipeline.sandbox.dataverse.schema import organisation_relationships, organisation_tables, tracked
+from dotdyn_pipeline.sandbox.dataverse.security import SYSTEM_ADMINISTRATOR, Security, application_user_id
 from dotdyn_pipeline.sandbox.dataverse.seed import Plan, install_solution_data, seed
 from dotdyn_pipeline.sandbox.dataverse.store import Store
 from dotdyn_pipeline.sandbox.dataverse.versions import served_version
@@ -81,8 +80,9 @@ def build(ctx: SandboxContext) -> Service:
     api_root = version.root
     api_url = org_url + api_root
     tables = organisation_tables(settings.bare)
-    catalog = Catalog(tables, tracked(tables, settings.options), float(option("dataverse.key_index_seconds", "2")))
-    store = Store(ctx.directory / "dataverse.sqlite", tables)
+    catalog = Catalog(tables, tracked(tables, settings.options), float(option("dataverse.key_index_seconds", "2")),
+                      many_to_many=organisation_relationships(settings.bare))
+    store = Store(ctx.directory / "dataverse.sqlite", tables, creator=application_user_id(settings.seed))
     plan = Plan(settings.seed, settings.contacts, settings.leads, settings.accounts, settings.email_accounts)
     counts = seed(store, catalog, plan, ctx.accounts, settings.days,
                   int(option("dataverse.seed_workers", str(min(2, os.cpu_count() or 1)))), version.bulk_messages)
@@ -148,8 +148,12 @@ def build(ctx: SandboxContext) -> Service:
         response.headers["REQ_ID"] = request_id
         await Response(response.body, response.status, response.headers)(scope, receive, send)
 
+    def solution_data() -> dict[str, int]:
+        """The solution's setup rows, and the people's roles, as an administrator enters them after installing."""
+        rows = install_solution_data(store, catalog, plan, ctx.accounts, settings.days)
+        return {**rows, "systemuserroles": security.assign_user_roles()}
+
     return Service(name="dataverse", app=app, render_fault=render_fault,
-                   control_routes=control_routes(store, catalog, tracking, settings.seed, partial(
-                       install_solution_data, store, catalog, plan, ctx.accounts, settings.days)),
+                   control_routes=control_routes(store, catalog, tracking, settings.seed, solution_data),
                    contract={"dataverse_url": org_url, "dataverse_api_version": version.name, "bare": settings.bare},
                    on_shutdown=store.close)

@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 from dotdyn_pipeline.sandbox.dataverse import metadata
+from dotdyn_pipeline.sandbox.dataverse.associations import Associations
 from dotdyn_pipeline.sandbox.dataverse.bulk_delete import BulkDelete
 from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.customization import Customizer
 from dotdyn_pipeline.sandbox.dataverse.definitions_api import DefinitionsApi
 from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request, segment_not_found
+from dotdyn_pipeline.sandbox.dataverse.expand import parse_expand, with_expansions
 from dotdyn_pipeline.sandbox.dataverse.fetchxml import FetchXmlReader
 from dotdyn_pipeline.sandbox.dataverse.lists import RELATIONSHIPS, Memberships
 from dotdyn_pipeline.sandbox.dataverse.messages import JSON_TYPE, ApiRequest, ApiResponse
@@ -18,10 +20,10 @@ from dotdyn_pipeline.sandbox.dataverse.metadata import METADATA_SETS
 from dotdyn_pipeline.sandbox.dataverse.odata import parse_key, parse_select, split_segment
 from dotdyn_pipeline.sandbox.dataverse.query import CollectionReader
 from dotdyn_pipeline.sandbox.dataverse.schema import Table
+from dotdyn_pipeline.sandbox.dataverse.security import ASSOCIATION_PRIVILEGES, Security
 from dotdyn_pipeline.sandbox.dataverse.security import READ_ONLY_SETS as SECURITY_SETS
-from dotdyn_pipeline.sandbox.dataverse.security import Security
 from dotdyn_pipeline.sandbox.dataverse.solution_components import SolutionComponents
-from dotdyn_pipeline.sandbox.dataverse.store import ROWID, Store
+from dotdyn_pipeline.sandbox.dataverse.store import ROWID, Store, row_json_sql
 from dotdyn_pipeline.sandbox.dataverse.writes import Writer
 
 ACTION = "Microsoft.Dynamics.CRM."
@@ -42,6 +44,8 @@ class Api:
         self.definitions = DefinitionsApi(catalog, api_url, Customizer(store, catalog, api_url, security,
                                                                        security.user_id, bulk_messages))
         self.lists = Memberships(store, catalog)
+        self.associations = Associations(store, catalog, self.writer, reader, security, security.user_id,
+                                         ASSOCIATION_PRIVILEGES)
         self.bulk_delete = BulkDelete(store, catalog, self._delete_row)
         self.security = security
         self.solution_components = SolutionComponents(store, catalog, api_url, security, security.user_id)
@@ -49,8 +53,10 @@ class Api:
                          "OrganizationId": organization_id}
 
     def handle(self, request: ApiRequest) -> ApiResponse:
+        """Answer one request, acting as the calling user (or the user it impersonates: `MSCRMCallerID`)."""
         try:
-            return self._route(request)
+            with self.store.acting_as(*self.security.caller(request.headers)):
+                return self._route(request)
         except DataverseError as error:
             return ApiResponse.error(error)
 
@@ -77,7 +83,7 @@ class Api:
         if name in METADATA_SETS:
             return self.definitions.handle(request)
         table = self.catalog.require_set(name)
-        if table.entity_set in READ_ONLY_SETS and method != "GET":
+        if (table.entity_set in READ_ONLY_SETS or self.catalog.is_intersect(table.logical_name)) and method != "GET":
             raise DataverseError(405, "0x80060888", f"The entity set '{table.entity_set}' is read-only.")
         if key is None:
             return self._collection(table, rest, request)
@@ -108,6 +114,9 @@ class Api:
             return self._member_action(self.writer.require(table, key), rest.removeprefix(ACTION), request)
         if table.logical_name == "list" and rest.split("(", 1)[0].split("/", 1)[0] in RELATIONSHIPS:
             return self._member_reference(self.writer.require(table, key), rest, request)
+        side = self.catalog.side(table.logical_name, split_segment(rest)[0]) if rest else None
+        if side is not None:
+            return self.associations.handle(side, table, self.writer.require(table, key), rest, request)
         if rest:
             raise segment_not_found(rest)
         if method == "GET":
@@ -128,13 +137,15 @@ class Api:
     # -- responses ---------------------------------------------------------------------------------------
     def _single(self, table: Table, row: dict[str, Any], request: ApiRequest) -> ApiResponse:
         select = parse_select(table, request.query.get("$select"))
+        expansions = parse_expand(table, request.query.get("$expand"), self.catalog)
         etag = request.headers.get("if-none-match", "")
         if table.system and etag.strip() == f'W/"{row["_version"]}"':
             return ApiResponse(304)
         context = f"{self.api_url}/$metadata#{table.entity_set}"
         if select:
             context += "(" + ",".join(c.web_name for c in select) + ")"
-        body = self.store.row_json(table, row[ROWID], tuple(select) if select else None)
+        body = self.store.render(table, row[ROWID], with_expansions(
+            row_json_sql(table, tuple(select) if select else None, False), expansions))
         return ApiResponse(200, ('{"@odata.context":' + json.dumps(context + "/$entity") + "," + body[1:]).encode(),
                            {"Content-Type": JSON_TYPE, "OData-Version": "4.0"})
 
@@ -150,6 +161,7 @@ class Api:
 
     def _delete_row(self, table: Table, row: dict[str, Any]) -> None:
         self.store.delete(table, row)
+        self.associations.forget(table, row)
         self._after_write(table, row)
 
     def _after_write(self, table: Table, row: dict[str, Any]) -> None:
@@ -234,13 +246,13 @@ class Api:
             raise segment_not_found(rest)
         if method == "POST" and member_key is None:
             body = request.json()
-            member = self._member_named(kind, body.get("@odata.id") if isinstance(body, dict) else None)
+            member = self.writer.referenced(kind, body.get("@odata.id") if isinstance(body, dict) else None)
             with self.store.transaction():
                 self.lists.add(list_row, kind, [member])
             return ApiResponse(204)
         if method == "DELETE":
             if member_key is None:
-                member = self._member_named(kind, request.query.get("$id"))
+                member = self.writer.referenced(kind, request.query.get("$id"))
             else:
                 table = self.catalog.table(kind)
                 member = self.writer.require(table, parse_key(table, member_key))[table.primary_key]
@@ -248,16 +260,6 @@ class Api:
                 self.lists.disassociate(list_row, kind, member)
             return ApiResponse(204)
         raise DataverseError(405, "0x80060888", f"The HTTP method '{method}' is not allowed on '{rest}'.")
-
-    def _member_named(self, kind: str, reference: Any) -> str:
-        """The id of the `kind` record an entity reference (`@odata.id`, `$id`) names; 404 when there is none."""
-        if not isinstance(reference, str):
-            raise bad_request("The request must name the record: {\"@odata.id\": \"<entity URL>\"} or ?$id=<entity "
-                              "URL>.")
-        table, row = self.writer.resolve_reference(reference)
-        if table.logical_name != kind:
-            raise bad_request(f"The reference '{reference}' does not name a {kind}.")
-        return row[table.primary_key]
 
     def _add_list_members_list(self, request: ApiRequest) -> ApiResponse:
         body = request.json()

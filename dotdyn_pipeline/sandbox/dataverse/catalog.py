@@ -3,8 +3,9 @@
 Tables change at run time (the metadata operations create tables, columns, relationships and keys). A change
 replaces the table's `Table` object and never mutates it, so that nothing built from the old object (a cached
 SQL expression, a parsed `$select`) is mistaken for the new one. The catalog also holds what a `Table` does
-not say: which tables are change-tracked, the index status of each alternate key, relationship names,
-metadata ids, labels, the components each solution holds, and the organisation's metadata version.
+not say: which tables are change-tracked, the index status of each alternate key, relationship names, the
+many-to-many relationships, metadata ids, labels, the components each solution holds, and the organisation's
+metadata version.
 (The privileges each table has are the security module's: security.py.)
 """
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, segment_not_found
-from dotdyn_pipeline.sandbox.dataverse.schema import Column, Table
+from dotdyn_pipeline.sandbox.dataverse.schema import READ_ONLY, Column, ManyToMany, Table
 
 #: ObjectTypeCode of Microsoft's tables; custom tables count up from 10000 in the order they were created.
 TYPE_CODES = {"account": 1, "contact": 2, "lead": 4, "list": 4300, "listmember": 4301, "campaign": 4400,
@@ -67,6 +68,18 @@ class Relationship:
 
 
 @dataclass(frozen=True)
+class Side:
+    """A many-to-many relationship as one table's navigation property sees it: the property, the intersect column
+    holding this table's key, the table across and the intersect column holding its key."""
+
+    relationship: ManyToMany
+    navigation: str
+    mine: str
+    other: str
+    theirs: str
+
+
+@dataclass(frozen=True)
 class SolutionComponent:
     """One component of one solution, as `solutioncomponents` lists it."""
 
@@ -85,7 +98,7 @@ class Catalog:
     """The organisation's tables by logical name and entity set, with their metadata state."""
 
     def __init__(self, tables: Iterable[Table], tracked: set[str], key_index_seconds: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, many_to_many: Iterable[ManyToMany] = ()) -> None:
         self.key_index_seconds, self.clock = key_index_seconds, clock
         self.version = 1  # bumped by every metadata change
         self._tables: dict[str, Table] = {}
@@ -93,6 +106,7 @@ class Catalog:
         self._tracked: set[str] = set()
         self._keys: dict[str, list[KeyIndex]] = {}
         self._relationship_names: dict[tuple[str, str, str], str] = {}  # (referencing, lookup, referenced)
+        self._many_to_many: dict[str, ManyToMany] = {r.schema_name.lower(): r for r in many_to_many}
         self._type_codes: dict[str, int] = {}
         #: What a metadata write said about a table (table,) or column (table, column) beyond its Table: schema
         #: name, labels, ownership, options ..., which the definitions serve instead of derived defaults.
@@ -164,15 +178,47 @@ class Catalog:
 
     # -- relationships -----------------------------------------------------------------------------------
     def relationships(self) -> list[Relationship]:
-        """Every one-to-many relationship: one per lookup column and table it may point at."""
+        """Every one-to-many relationship: one per lookup column and table it may point at (those of the columns
+        the service sets, createdby and createdonbehalfby, named `lk_<table>_<column>` as Dataverse names them)."""
         found = []
         for table in self._tables.values():
             for column in table.columns:
                 for target in column.targets if column.is_lookup else ():
                     name = self._relationship_names.get((table.logical_name, column.name, target),
+                                                        f"lk_{table.logical_name}_{column.name}"
+                                                        if column.name in READ_ONLY else
                                                         f"{target}_{table.logical_name}_{column.name}")
                     found.append(Relationship(name, target, table.logical_name, column.name))
         return found
+
+    def many_to_many(self) -> list[ManyToMany]:
+        return list(self._many_to_many.values())
+
+    def relationship_id(self, schema_name: str) -> str:
+        """The MetadataId of a one-to-many or many-to-many relationship."""
+        return metadata_id("relationship", schema_name)
+
+    def relationship_taken(self, schema_name: str) -> bool:
+        """Whether a relationship of either kind has the schema name (which Dataverse compares without case)."""
+        wanted = schema_name.lower()
+        return wanted in self._many_to_many or any(r.schema_name.lower() == wanted for r in self.relationships())
+
+    def sides(self, logical_name: str) -> list[Side]:
+        """Every many-to-many relationship the table takes part in, as its navigation properties see them."""
+        found = []
+        for r in self._many_to_many.values():
+            if r.entity1 == logical_name:
+                found.append(Side(r, r.entity1_navigation, r.entity1_attribute, r.entity2, r.entity2_attribute))
+            if r.entity2 == logical_name:
+                found.append(Side(r, r.entity2_navigation, r.entity2_attribute, r.entity1, r.entity1_attribute))
+        return found
+
+    def side(self, logical_name: str, navigation: str) -> Side | None:
+        """The many-to-many relationship behind a collection-valued navigation property of the table, if any."""
+        return next((side for side in self.sides(logical_name) if side.navigation == navigation), None)
+
+    def is_intersect(self, logical_name: str) -> bool:
+        return any(r.intersect == logical_name for r in self._many_to_many.values())
 
     # -- changes -----------------------------------------------------------------------------------------
     def add_table(self, table: Table, tracked: bool, index_ready: bool = False) -> None:
@@ -201,6 +247,11 @@ class Catalog:
     def name_relationship(self, referencing: str, lookup: str, referenced: str, schema_name: str) -> None:
         self._relationship_names[(referencing, lookup, referenced)] = schema_name
         self.version += 1
+
+    def add_many_to_many(self, relationship: ManyToMany, intersect: Table) -> None:
+        """A new many-to-many relationship with its intersect table."""
+        self.add_table(intersect, tracked=False, index_ready=True)
+        self._many_to_many[relationship.schema_name.lower()] = relationship
 
     def add_component(self, solution: str, component_type: int, object_id: str,
                       behavior: int = INCLUDE_SUBCOMPONENTS, table: str | None = None) -> SolutionComponent:

@@ -4,14 +4,16 @@ without going through the Web API, for tests, benchmarks and demos.
 - `GET  /stats` -> rows per table and the current version.
 - `GET  /rows/{entity_set}?$filter=...&$select=...&limit=N` -> `{"value": [...]}` rows as the Web API shows them.
 - `POST /rows/{entity_set}` with a row in Web API shape (lookups as `_x_value`, system columns such as
-  `modifiedon` and `statecode` writable) -> creates it, or updates the row with the same primary key.
+  `modifiedon`, `statecode` and `_createdby_value` writable; a row created without `_createdby_value` is created
+  by the application user) -> creates it, or updates the row with the same primary key.
 - `DELETE /rows/{entity_set}/{id}` -> deletes it (change tracking reports the deletion).
 - `POST /seed-changes` `{"set": "contacts", "seed": 1, "modify": N, "change_emails": N, "delete": N,
   "create": N}` -> deterministic changes for incremental runs; answers the ids touched per kind.
 - `POST /delta-tokens/expire` -> every delta token issued so far is expired.
 - `POST /solution-data` -> the solution's setup rows (email accounts, lists activated and owned, data labels,
   mappings, settings, preferences, CRM fields) written into an organisation whose solution was provisioned,
-  as an administrator would configure them; 409 naming the missing tables and columns before that.
+  and the seeded users' roles given, as an administrator would configure them; 409 naming the missing tables and
+  columns before that.
 """
 
 from __future__ import annotations

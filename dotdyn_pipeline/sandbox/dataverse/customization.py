@@ -1,13 +1,16 @@
 """Metadata writes as the Web API documents them: create a table (POST EntityDefinitions), a column (POST
-.../Attributes), a one-to-many relationship with its lookup (POST RelationshipDefinitions), an alternate key
-(POST .../Keys), and update a table (PUT EntityDefinitions(...): change tracking, labels).
+.../Attributes), a one-to-many relationship with its lookup or a many-to-many relationship with its intersect
+table (POST RelationshipDefinitions), an alternate key (POST .../Keys), and update a table (PUT
+EntityDefinitions(...): change tracking, labels).
 
 Each write first checks the caller's privilege as Microsoft lists it per message (prvCreateEntity,
 prvWriteEntity, prvCreateAttribute, prvCreateRelationship, prvCreateEntityKey), then changes the catalog (a
 new Table object) and the store (CREATE TABLE, ALTER TABLE ADD COLUMN, CREATE UNIQUE INDEX) together; rows are
 never dropped. Names must carry the prefix of a publisher of the organisation; `MSCRM.SolutionUniqueName` must
 name one of its solutions, which then holds the component (a new table with its columns, a relationship with
-its lookup column), as `solutioncomponents` lists it. An alternate key's index is Pending for
+its lookup column), as `solutioncomponents` lists it. A many-to-many relationship links two different tables
+(one relating a table to itself is not offered); each side's navigation property is named as the request says, or
+after the relationship. An alternate key's index is Pending for
 `dataverse.key_index_seconds`, then Active, or Failed when the rows are not unique on the key (as Dataverse
 builds it asynchronously and leaves a failed key inactive). Deleting tables and columns is not offered: 405.
 """
@@ -26,7 +29,7 @@ from dotdyn_pipeline.sandbox.dataverse.errors import (
     missing_solution,
 )
 from dotdyn_pipeline.sandbox.dataverse.messages import ApiRequest, ApiResponse
-from dotdyn_pipeline.sandbox.dataverse.schema import BULK_MESSAGES, Column, Table, column
+from dotdyn_pipeline.sandbox.dataverse.schema import BULK_MESSAGES, Column, ManyToMany, Table, column, intersect_table
 from dotdyn_pipeline.sandbox.dataverse.store import Store, q
 from dotdyn_pipeline.solution import schema as solution
 
@@ -220,8 +223,9 @@ class Customizer:
         if kind == "Picklist":
             options = tuple((int(o["Value"]), label_text(o.get("Label")) or str(o["Value"]))
                             for o in ((body.get("OptionSet") or {}).get("Options") or []) if isinstance(o, dict))
+        default = bool(body.get("DefaultValue")) if kind == "Boolean" else None
         return column(name, kind, max_length=max_length, doc=label_text(body.get("Description")) or "",
-                      options=options)
+                      options=options, default=default)
 
     @staticmethod
     def _column_properties(body: dict[str, Any]) -> dict[str, Any]:
@@ -263,13 +267,15 @@ class Customizer:
         self.guard.require(self.user_id, "prvCreateRelationship")
         body = _object(request)
         kind = str(body.get("@odata.type", "")).removeprefix("#")
-        if kind != CRM + "OneToManyRelationshipMetadata":
+        if kind not in (CRM + "OneToManyRelationshipMetadata", CRM + "ManyToManyRelationshipMetadata"):
             raise bad_request(f"The relationship type '{kind}' is not offered: create a "
-                              f"{CRM}OneToManyRelationshipMetadata.")
+                              f"{CRM}OneToManyRelationshipMetadata or a {CRM}ManyToManyRelationshipMetadata.")
         schema_name = _schema_name(body, "relationship")
         self._check_name(schema_name, "relationship")
-        if any(r.schema_name.lower() == schema_name.lower() for r in self.catalog.relationships()):
+        if self.catalog.relationship_taken(schema_name):
             raise _duplicate("relationship", schema_name)
+        if kind == CRM + "ManyToManyRelationshipMetadata":
+            return self._many_to_many(request, body, schema_name)
         referenced = self.catalog.get(str(body.get("ReferencedEntity", "")).lower())
         referencing = self.catalog.get(str(body.get("ReferencingEntity", "")).lower())
         if referenced is None or referencing is None:
@@ -288,12 +294,42 @@ class Customizer:
         self._add_column(referencing, column(lookup_name, "Lookup", referenced.logical_name))
         self.catalog.name_relationship(referencing.logical_name, lookup_name, referenced.logical_name, schema_name)
         if solution_name:
-            self.catalog.add_component(solution_name, RELATIONSHIP, metadata_id("relationship", schema_name))
+            self.catalog.add_component(solution_name, RELATIONSHIP, self.catalog.relationship_id(schema_name))
             self.catalog.add_component(solution_name, ATTRIBUTE, self.catalog.column_id(referencing.logical_name,
                                                                                         lookup_name),
                                        table=referencing.logical_name)
         self.catalog.properties[(referencing.logical_name, lookup_name)] = self._column_properties(lookup)
-        return self._created(f"{self.api_url}/RelationshipDefinitions({metadata_id('relationship', schema_name)})")
+        return self._created(f"{self.api_url}/RelationshipDefinitions({self.catalog.relationship_id(schema_name)})")
+
+    def _many_to_many(self, request: ApiRequest, body: dict[str, Any], schema_name: str) -> ApiResponse:
+        tables = []
+        for side in ("Entity1LogicalName", "Entity2LogicalName"):
+            found = self.catalog.get(str(body.get(side, "")).lower())
+            if found is None:
+                raise _missing_table(str(body.get(side)))
+            tables.append(found.logical_name)
+        if tables[0] == tables[1]:
+            raise bad_request("A many-to-many relationship of a table with itself is not offered by this "
+                              "organisation.")
+        intersect = self._check_name(str(body.get("IntersectEntityName") or ""), "intersect entity")
+        relationship = ManyToMany(schema_name, tables[0], tables[1], intersect,
+                                  str(body.get("Entity1NavigationPropertyName") or ""),
+                                  str(body.get("Entity2NavigationPropertyName") or ""))
+        new_table = intersect_table(relationship)
+        if self.catalog.get(intersect) is not None or self.catalog.by_set(new_table.entity_set) is not None:
+            raise _duplicate("table", intersect)
+        for logical, navigation in ((tables[0], relationship.entity1_navigation),
+                                    (tables[1], relationship.entity2_navigation)):
+            if self.catalog.side(logical, navigation) is not None or navigation in self.catalog.table(
+                    logical).by_name:
+                raise _duplicate(f"navigation property of {logical}", navigation)
+        solution_name = self._solution(request)
+        with self.store.transaction():
+            self.store.add_table(new_table)
+        self.catalog.add_many_to_many(relationship, new_table)
+        if solution_name:
+            self.catalog.add_component(solution_name, RELATIONSHIP, self.catalog.relationship_id(schema_name))
+        return self._created(f"{self.api_url}/RelationshipDefinitions({self.catalog.relationship_id(schema_name)})")
 
     # -- keys --------------------------------------------------------------------------------------------
     def _key(self, request: ApiRequest, table: Table) -> ApiResponse:

@@ -1,14 +1,14 @@
 """The organisation's metadata as the Web API serves it, computed from the catalog: EntityMetadata, the typed
-AttributeMetadata of each column (and of the columns Dataverse derives from them), EntityKeyMetadata and
-OneToManyRelationshipMetadata, with the documented property names and shapes (Labels, managed properties,
-enum members as strings)."""
+AttributeMetadata of each column (and of the columns Dataverse derives from them), EntityKeyMetadata,
+OneToManyRelationshipMetadata and ManyToManyRelationshipMetadata, with the documented property names and shapes
+(Labels, managed properties, enum members as strings)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog, Relationship, metadata_id
-from dotdyn_pipeline.sandbox.dataverse.schema import READ_ONLY, Column, Table
+from dotdyn_pipeline.sandbox.dataverse.schema import READ_ONLY, Column, ManyToMany, Table
 from dotdyn_pipeline.solution import schema as solution
 
 CRM = "Microsoft.Dynamics.CRM."
@@ -71,12 +71,18 @@ ENTITY_PROPERTIES = {
 KEY_PROPERTIES = {"MetadataId", "LogicalName", "SchemaName", "EntityLogicalName", "KeyAttributes",
                   "EntityKeyIndexStatus", "DisplayName", "IsManaged", "IsCustomizable", "IntroducedVersion",
                   "AsyncJob", "HasChanged", "IsSecondaryKey"}
-RELATIONSHIP_PROPERTIES = {
-    "MetadataId", "SchemaName", "RelationshipType", "ReferencedEntity", "ReferencedAttribute", "ReferencingEntity",
-    "ReferencingAttribute", "ReferencedEntityNavigationPropertyName", "ReferencingEntityNavigationPropertyName",
-    "IsCustomRelationship", "IsManaged", "IsValidForAdvancedFind", "IsHierarchical", "SecurityTypes",
-    "CascadeConfiguration", "AssociatedMenuConfiguration", "IntroducedVersion", "IsCustomizable", "HasChanged",
-    "RelationshipBehavior", "IsDenormalizedLookup", "EntityKey"}
+#: Properties of every relationship (RelationshipMetadataBase), then those of each kind.
+RELATIONSHIP_BASE_PROPERTIES = {
+    "MetadataId", "SchemaName", "RelationshipType", "IsCustomRelationship", "IsManaged", "IsValidForAdvancedFind",
+    "SecurityTypes", "IntroducedVersion", "IsCustomizable", "HasChanged", "RelationshipBehavior"}
+RELATIONSHIP_PROPERTIES = RELATIONSHIP_BASE_PROPERTIES | {
+    "ReferencedEntity", "ReferencedAttribute", "ReferencingEntity", "ReferencingAttribute",
+    "ReferencedEntityNavigationPropertyName", "ReferencingEntityNavigationPropertyName", "IsHierarchical",
+    "CascadeConfiguration", "AssociatedMenuConfiguration", "IsDenormalizedLookup", "EntityKey"}
+MANY_TO_MANY_PROPERTIES = RELATIONSHIP_BASE_PROPERTIES | {
+    "Entity1LogicalName", "Entity2LogicalName", "IntersectEntityName", "Entity1IntersectAttribute",
+    "Entity2IntersectAttribute", "Entity1NavigationPropertyName", "Entity2NavigationPropertyName",
+    "Entity1AssociatedMenuConfiguration", "Entity2AssociatedMenuConfiguration"}
 _CASCADE = {"Assign": "NoCascade", "Delete": "RemoveLink", "Merge": "NoCascade", "Reparent": "NoCascade",
             "Share": "NoCascade", "Unshare": "NoCascade", "RollupView": "NoCascade", "Archive": "NoCascade"}
 _MENU = {"Behavior": "UseCollectionName", "Group": "Details", "Label": None, "Order": 10000,
@@ -142,7 +148,8 @@ class Definitions:
             "PrimaryIdAttribute": table.primary_key, "PrimaryNameAttribute": table.primary_name,
             "PrimaryImageAttribute": None, "ObjectTypeCode": self.catalog.type_code(name),
             "IsCustomEntity": custom, "IsActivity": props.get("IsActivity", False), "IsActivityParty": False,
-            "IsPrivate": not table.system, "IsIntersect": False, "IsValidForAdvancedFind": table.system,
+            "IsPrivate": not table.system, "IsIntersect": self.catalog.is_intersect(name),
+            "IsValidForAdvancedFind": table.system,
             "IsManaged": not custom, "IsLogicalEntity": False, "IsSolutionAware": True,
             "OwnershipType": props.get("OwnershipType", standard_owned if table.system else "None"),
             "ChangeTrackingEnabled": self.catalog.is_tracked(name),
@@ -224,7 +231,7 @@ class Definitions:
                     "DateTimeBehavior": {"Value": behavior}, "CanChangeDateTimeBehavior":
                     managed(False, "canchangedatetimebehavior")}
         if kind == "Boolean":
-            return {"DefaultValue": False}
+            return {"DefaultValue": bool(column.default)}
         if kind in ("Picklist", "State", "Status"):
             return {"DefaultFormValue": -1 if kind == "Picklist" else None}
         if kind in ("Lookup", "Customer", "Owner"):
@@ -304,6 +311,29 @@ class Definitions:
                 "IsCustomizable": managed(True, "iscustomizable"), "HasChanged": None, "RelationshipBehavior": 0,
                 "IsDenormalizedLookup": None, "EntityKey": None}
 
+    def many_to_many(self, relationship: ManyToMany) -> dict[str, Any]:
+        custom = is_custom(relationship.schema_name)
+        menus = {f"Entity{n}AssociatedMenuConfiguration": {**_MENU, "Label": label(solution.label(
+            entity.removeprefix(solution.PREFIX + "_")), f"{relationship.schema_name}:{n}")}
+            for n, entity in ((1, relationship.entity1), (2, relationship.entity2))}
+        return {"@odata.type": "#" + CRM + "ManyToManyRelationshipMetadata",
+                "MetadataId": self.catalog.relationship_id(relationship.schema_name),
+                "SchemaName": relationship.schema_name, "RelationshipType": "ManyToManyRelationship",
+                "Entity1LogicalName": relationship.entity1, "Entity2LogicalName": relationship.entity2,
+                "IntersectEntityName": relationship.intersect,
+                "Entity1IntersectAttribute": relationship.entity1_attribute,
+                "Entity2IntersectAttribute": relationship.entity2_attribute,
+                "Entity1NavigationPropertyName": relationship.entity1_navigation,
+                "Entity2NavigationPropertyName": relationship.entity2_navigation, **menus,
+                "IsCustomRelationship": custom, "IsManaged": not custom, "IsValidForAdvancedFind": True,
+                "SecurityTypes": "Append", "IntroducedVersion": "1.0",
+                "IsCustomizable": managed(True, "iscustomizable"), "HasChanged": None, "RelationshipBehavior": 0}
+
+    def relationships(self) -> list[dict[str, Any]]:
+        """Every relationship of the organisation: the one-to-many, then the many-to-many."""
+        return ([self.relationship(r) for r in self.catalog.relationships()]
+                + [self.many_to_many(r) for r in self.catalog.many_to_many()])
+
     def one_to_many(self, table: Table) -> list[dict[str, Any]]:
         return [self.relationship(r) for r in self.catalog.relationships() if r.referenced == table.logical_name]
 
@@ -320,7 +350,7 @@ class Definitions:
             return self.one_to_many(table)
         if name == "ManyToOneRelationships":
             return self.many_to_one(table)
-        return []  # ManyToManyRelationships: the stand-in's tables have none
+        return [self.many_to_many(side.relationship) for side in self.catalog.sides(table.logical_name)]
 
 
 def _derived(column: Column) -> list[tuple[str, str]]:

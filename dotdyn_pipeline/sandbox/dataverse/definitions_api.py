@@ -6,7 +6,9 @@ relationship collections with nested `$select;$filter`, every row in one respons
 `(LogicalName='x')` or `(<MetadataId>)`, its `Attributes` (also cast to one type, e.g.
 `/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata?$expand=OptionSet`), one attribute by logical
 name or id (optionally cast), its `Keys`, `OneToManyRelationships`, `ManyToOneRelationships` and
-`ManyToManyRelationships`, and RelationshipDefinitions (`$filter=SchemaName eq '...'`, or by id or schema name).
+`ManyToManyRelationships`, and RelationshipDefinitions of both kinds (`$filter=SchemaName eq '...'`, or by id or
+schema name), as RelationshipMetadataBase or cast to `Microsoft.Dynamics.CRM.OneToManyRelationshipMetadata` or
+`Microsoft.Dynamics.CRM.ManyToManyRelationshipMetadata` (the kind's own properties only with the cast).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from dotdyn_pipeline.sandbox.dataverse.definitions import (
     ENTITY_NAVIGATIONS,
     ENTITY_PROPERTIES,
     KEY_PROPERTIES,
+    MANY_TO_MANY_PROPERTIES,
     OPTION_SETS,
+    RELATIONSHIP_BASE_PROPERTIES,
     RELATIONSHIP_PROPERTIES,
     TYPED_PROPERTIES,
     Definitions,
@@ -39,7 +43,10 @@ NAVIGATION_TYPES = {"Attributes": (ATTRIBUTE_PROPERTIES, "AttributeMetadata"),
                     "Keys": (KEY_PROPERTIES, "EntityKeyMetadata"),
                     "OneToManyRelationships": (RELATIONSHIP_PROPERTIES, "OneToManyRelationshipMetadata"),
                     "ManyToOneRelationships": (RELATIONSHIP_PROPERTIES, "OneToManyRelationshipMetadata"),
-                    "ManyToManyRelationships": (RELATIONSHIP_PROPERTIES, "ManyToManyRelationshipMetadata")}
+                    "ManyToManyRelationships": (MANY_TO_MANY_PROPERTIES, "ManyToManyRelationshipMetadata")}
+#: The relationship kinds RelationshipDefinitions may be cast to, and their properties.
+RELATIONSHIP_TYPES = {"OneToManyRelationshipMetadata": RELATIONSHIP_PROPERTIES,
+                      "ManyToManyRelationshipMetadata": MANY_TO_MANY_PROPERTIES}
 
 
 class Customizer(Protocol):
@@ -246,12 +253,18 @@ class DefinitionsApi:
                                  **item})
 
     def _relationships(self, located: tuple[str, str] | None, rest: str, request: ApiRequest) -> ApiResponse:
-        if rest and rest != CRM + "OneToManyRelationshipMetadata":
-            raise segment_not_found(rest)
-        items = [self.definitions.relationship(r) for r in self.catalog.relationships()]
+        items = self.definitions.relationships()
+        properties, type_name = RELATIONSHIP_BASE_PROPERTIES, "RelationshipMetadataBase"
         context = f"{self.api_url}/$metadata#RelationshipDefinitions"
+        if rest:
+            type_name = rest.removeprefix(CRM)
+            if not rest.startswith(CRM) or type_name not in RELATIONSHIP_TYPES:
+                raise segment_not_found(rest)
+            properties = RELATIONSHIP_TYPES[type_name]
+            items = [i for i in items if i["@odata.type"] == "#" + CRM + type_name]
+            context += "/" + rest
         if located is None:
-            items = self._filtered(items, request, RELATIONSHIP_PROPERTIES, "RelationshipMetadataBase")
+            items = self._filtered(items, request, properties, type_name)
             return ApiResponse.json({"@odata.context": context, "value": items})
         by, value = located
         field = "MetadataId" if by == "MetadataId" else "SchemaName"
@@ -259,7 +272,7 @@ class DefinitionsApi:
         if not found:
             raise DataverseError(404, NOT_FOUND, f"Could not find relationship with {field} = '{value}'.")
         mq.check_options(request.query, ("$select",))
-        item = mq.select(found, request.query.get("$select"), RELATIONSHIP_PROPERTIES, "RelationshipMetadataBase")[0]
+        item = mq.select(found, request.query.get("$select"), properties, type_name)[0]
         return ApiResponse.json({"@odata.context": context + "/$entity", **item})
 
     # -- contexts ----------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""`$expand` of single-valued navigation properties on row queries, rendered by SQLite inside each row's JSON.
+"""`$expand` of navigation properties on row queries, rendered by SQLite inside each row's JSON.
 
-A lookup column is its own navigation property (`primarycontactid`); a lookup that may point at several
-tables has one per target (`parentcustomerid_account`). The expanded row carries its primary key and the
-columns of the nested `$select` (all columns without it), as the Web API answers. `sdkmessagefilter`'s
-`sdkmessageid` leads to the message, of which the stand-in knows the name only. Collection-valued
-navigation properties, nested `$expand` and the other nested options are not served: the documented 400.
+A lookup column is its own single-valued navigation property (`primarycontactid`); a lookup that may point at
+several tables has one per target (`parentcustomerid_account`). A many-to-many relationship gives each of its
+tables a collection-valued navigation property (`esc_emailsend_list`), expanded as an array of the related rows
+(empty when there are none). An expanded row carries its primary key and the columns of the nested `$select`
+(all columns without it), as the Web API answers. `sdkmessagefilter`'s `sdkmessageid` leads to the message, of
+which the stand-in knows the name only. The one-to-many collections, nested `$expand` and the other nested options
+are not served: the documented 400.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
+from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog, Side
 from dotdyn_pipeline.sandbox.dataverse.errors import bad_request
 from dotdyn_pipeline.sandbox.dataverse.odata import split_segment, split_top_level
 from dotdyn_pipeline.sandbox.dataverse.schema import BULK_MESSAGES, Column, Table
-from dotdyn_pipeline.sandbox.dataverse.store import q, value_sql
+from dotdyn_pipeline.sandbox.dataverse.store import ROWID, q, value_sql
 
 #: sdkmessage ids of the messages sdkmessagefilters name (stable, so that a client may cache them).
 MESSAGE_IDS = {name: str(uuid.uuid5(uuid.NAMESPACE_URL, f"sdkmessage:{name}")) for name in BULK_MESSAGES}
@@ -75,6 +77,20 @@ def _message(table: Table, options: str) -> Expansion:
     return Expansion("sdkmessageid", f"json_object('name', {column}, 'sdkmessageid', CASE {column} {ids} END)")
 
 
+def _collection(table: Table, side: Side, options: str, catalog: Catalog) -> Expansion:
+    """A many-to-many navigation property: the related rows (through the intersect table) as a JSON array, in the
+    order they were created."""
+    target = catalog.table(side.other)
+    parts = []
+    for chosen in _columns(target, options, side.navigation):
+        parts += [f"'{chosen.web_name}'", value_sql(chosen, "_related")]
+    rows = (f"SELECT json_object({', '.join(parts)}) AS item FROM {q(target.logical_name)} AS _related "
+            f"JOIN {q(side.relationship.intersect)} AS _link ON _link.{q(side.theirs)} = _related."
+            f"{q(target.primary_key)} WHERE _link.{q(side.mine)} = {q(table.logical_name)}.{q(table.primary_key)} "
+            f"ORDER BY _related.{q(ROWID)}")
+    return Expansion(side.navigation, f"json((SELECT json_group_array(json(item)) FROM ({rows})))")
+
+
 def parse_expand(table: Table, text: str | None, catalog: Catalog) -> list[Expansion]:
     """`$expand` -> the expansions to add to each row; anything the stand-in does not serve is a 400."""
     if not text:
@@ -88,9 +104,14 @@ def parse_expand(table: Table, text: str | None, catalog: Catalog) -> list[Expan
         if table.logical_name == "sdkmessagefilter" and name == "sdkmessageid":
             expansions.append(_message(table, options))
             continue
+        side = catalog.side(table.logical_name, name)
+        if side is not None:
+            expansions.append(_collection(table, side, options, catalog))
+            continue
         if name not in navigations:
-            raise bad_request(f"Could not find a single-valued navigation property named '{name}' on type "
-                              f"'Microsoft.Dynamics.CRM.{table.logical_name}'; the stand-in expands lookups only.")
+            raise bad_request(f"Could not find a navigation property named '{name}' on type "
+                              f"'Microsoft.Dynamics.CRM.{table.logical_name}'; the stand-in expands lookups and "
+                              "many-to-many relationships only.")
         column, target = navigations[name]
         parts = []
         for chosen in _columns(target, options, name):

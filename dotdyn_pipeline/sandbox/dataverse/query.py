@@ -8,7 +8,9 @@ reaches it has no `@odata.nextLink`. `fetchXml` is fetchxml.py's (routed by api.
 it). Query languages the stand-in does not run (`sql`, saved and user queries) and OData options it does not
 serve (`$apply`, `$skip`, `$search`...) answer the documented 400, never the whole table. With
 `Prefer: odata.track-changes` the last page carries `@odata.deltaLink`; following it returns the rows
-written since (by version) and then `$deletedEntity` entries for rows deleted since.
+written since (by version) and then `$deletedEntity` entries for rows deleted since. The rows of a collection-valued
+navigation property (a `Scope`) are read the same way, without change tracking, their next links leading back to
+the navigation property.
 """
 
 from __future__ import annotations
@@ -72,6 +74,16 @@ class ChangeTracking:
     expired_before: float = 0.0  # delta tokens issued before this moment are expired (control route)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """The rows of a collection-valued navigation property: the SQL condition that picks them among the table's,
+    and the path (below the API root) their next links go back to."""
+
+    where: str
+    params: tuple[Any, ...]
+    path: str
+
+
 def _encode(query: list[tuple[str, str]]) -> str:
     return "&".join(f"{name}={quote(value, safe=chr(36) + ',()=:@/*')}" for name, value in query)
 
@@ -115,11 +127,11 @@ class CollectionReader:
 
     def count(self, table: Table, request: ApiRequest) -> ApiResponse:
         _check_options(request.query)
-        where, params = self._where(table, request)
+        where, params = self._where(table, request, None)
         return ApiResponse(200, str(self.store.count(table, where, params)).encode(),
                            {"Content-Type": "text/plain", "OData-Version": "4.0"})
 
-    def read(self, table: Table, request: ApiRequest) -> ApiResponse:
+    def read(self, table: Table, request: ApiRequest, scope: Scope | None = None) -> ApiResponse:
         query = request.query
         _check_options(query)
         prefer = request.prefer
@@ -140,7 +152,7 @@ class CollectionReader:
         select = parse_select(table, query.get("$select"))
         sql_json = with_expansions(row_json_sql(table, tuple(select) if select else None, lookup_names),
                                    parse_expand(table, query.get("$expand"), self.tracking.catalog))
-        tracked = self.tracking.catalog.is_tracked(table.logical_name)
+        tracked = self.tracking.catalog.is_tracked(table.logical_name) and scope is None
         track = "odata.track-changes" in prefer
         if (track or "$deltatoken" in query) and not tracked:
             if "$deltatoken" in query or self.tracking.untracked_mode == "error":
@@ -161,10 +173,10 @@ class CollectionReader:
         else:
             if "$top" in query:
                 page_size = min(page_size, self._top(query) - state.get("served", 0))
-            rows, more, state = self._page(table, request, sql_json, state, page_size, track)
+            rows, more, state = self._page(table, request, sql_json, state, page_size, track, scope)
         head: dict[str, Any] = {"@odata.context": context}
         if query.get("$count", "").lower() == "true" and "$deltatoken" not in query:
-            total = self.store.count(table, *self._where(table, request))
+            total = self.store.count(table, *self._where(table, request, scope))
             head["@odata.count"] = min(total, MAX_PAGE)
             if annotations:
                 head["@Microsoft.Dynamics.CRM.totalrecordcount"] = total
@@ -174,7 +186,7 @@ class CollectionReader:
         if more:
             link_query = kept + ([("$deltatoken", query["$deltatoken"])] if "$deltatoken" in query else [])
             link_query.append(("$skiptoken", self.signer.dump(state)))
-            link = f"{self.api_url}/{table.entity_set}?{_encode(link_query)}"
+            link = f"{self.api_url}/{scope.path if scope else table.entity_set}?{_encode(link_query)}"
             tail = ',"@odata.nextLink":' + json.dumps(link)
         elif "high" in state:
             token = self.signer.dump({"v": state["high"], "t": time.time()})
@@ -186,12 +198,15 @@ class CollectionReader:
             headers["Preference-Applied"] = ",".join(applied)
         return ApiResponse(200, body.encode(), headers)
 
-    def _where(self, table: Table, request: ApiRequest) -> tuple[str, list[Any]]:
+    def _where(self, table: Table, request: ApiRequest, scope: Scope | None) -> tuple[str, list[Any]]:
         text = request.query.get("$filter")
-        if not text:
-            return "1", []
-        aliases = {name: value for name, value in request.query.items() if name.startswith("@")}
-        return compile_filter(table, text, aliases)
+        where, params = "1", []
+        if text:
+            aliases = {name: value for name, value in request.query.items() if name.startswith("@")}
+            where, params = compile_filter(table, text, aliases)
+        if scope is not None:
+            where, params = f"({where}) AND ({scope.where})", [*params, *scope.params]
+        return where, params
 
     @staticmethod
     def _top(query: dict[str, str]) -> int:
@@ -212,8 +227,8 @@ class CollectionReader:
         return state
 
     def _page(self, table: Table, request: ApiRequest, sql_json: str, state: dict[str, Any], page_size: int,
-              track: bool) -> tuple[list[str], bool, dict[str, Any]]:
-        where, params = self._where(table, request)
+              track: bool, scope: Scope | None) -> tuple[list[str], bool, dict[str, Any]]:
+        where, params = self._where(table, request, scope)
         if track and "high" not in state:
             state = {**state, "high": self.store.version}
         if page_size <= 0:

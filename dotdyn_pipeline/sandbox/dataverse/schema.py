@@ -11,7 +11,14 @@ from __future__ import annotations
 import dataclasses
 
 from dotdyn_pipeline.solution import schema as solution
-from dotdyn_pipeline.solution.schema import READ_ONLY, Column, Table, column, table  # noqa: F401 (re-exported)
+from dotdyn_pipeline.solution.schema import (  # noqa: F401 (re-exported)
+    READ_ONLY,
+    Column,
+    ManyToMany,
+    Table,
+    column,
+    table,
+)
 
 #: Attribute type -> SQLite column type of the stand-in's store.
 SQL_TYPES: dict[str, str] = {
@@ -90,6 +97,23 @@ SECURITY_TABLES: tuple[Table, ...] = (
           keys=[("roleid", "privilegeid")], change_tracking=False, system=False, schema_name="RolePrivileges"),
 )
 
+#: Microsoft's many-to-many relationships of the security tables (their intersect tables are above).
+SECURITY_RELATIONSHIPS: tuple[ManyToMany, ...] = (
+    ManyToMany("systemuserroles_association", "systemuser", "role", "systemuserroles"),
+    ManyToMany("roleprivileges_association", "role", "privilege", "roleprivileges"),
+)
+
+
+def intersect_table(relationship: ManyToMany) -> Table:
+    """The intersect table of a many-to-many relationship: its own key and the two tables' keys, unique together.
+    Its entity set is the intersect name with `set` appended (the stand-in's choice); it is read only."""
+    name = relationship.intersect
+    return table(name, f"{name}set", f"{name}id", _c(relationship.entity1_attribute, "Uniqueidentifier"),
+                 _c(relationship.entity2_attribute, "Uniqueidentifier"),
+                 keys=[(relationship.entity1_attribute, relationship.entity2_attribute)], change_tracking=False,
+                 system=False)
+
+
 #: The components of the organisation's solutions (served read only by solution_components.py).
 SOLUTION_COMPONENT = table(
     "solutioncomponent", "solutioncomponents", "solutioncomponentid",
@@ -116,8 +140,14 @@ def organisation_tables(bare: bool = False) -> tuple[Table, ...]:
     """Every table of an organisation: with the solution installed, or (`bare`) Microsoft's tables only."""
     if bare:
         return (*STANDARD_TABLES, *PLATFORM_TABLES, *SECURITY_TABLES, SOLUTION_COMPONENT)
-    return (*(with_solution(t) for t in STANDARD_TABLES), *solution.TABLES, *PLATFORM_TABLES, *SECURITY_TABLES,
+    return (*(with_solution(t) for t in STANDARD_TABLES), *solution.TABLES,
+            *(intersect_table(r) for r in solution.MANY_TO_MANY), *PLATFORM_TABLES, *SECURITY_TABLES,
             SOLUTION_COMPONENT)
+
+
+def organisation_relationships(bare: bool = False) -> tuple[ManyToMany, ...]:
+    """The many-to-many relationships of an organisation: Microsoft's, and the solution's unless `bare`."""
+    return SECURITY_RELATIONSHIPS if bare else (*SECURITY_RELATIONSHIPS, *solution.MANY_TO_MANY)
 
 
 #: Navigation paths the filter accepts, mapped onto a column (the only one the discovery query needs).

@@ -1,36 +1,44 @@
-"""Security as Dataverse keeps it: business unit, users, roles, privileges, and who may customise.
+"""Security as Dataverse keeps it: business unit, users, roles, privileges, impersonation, and who may customise.
 
 The organisation has one root business unit, the application user the sandbox's client signs in as (its
-`applicationid` is the client id; WhoAmI answers its `systemuserid`), Microsoft's System Administrator,
-System Customizer and Basic User roles, and, unless the organisation is bare, the solution's publisher,
-solution record and roles as its definition grants them (the application user holds the connector's). Every
-table has the eight privileges Dataverse creates with it (`prv{Right}{SchemaName}`); the customisation
-privileges are those of the metadata "tables" Entity, Attribute, Relationship and EntityKey, and of SystemForm
-(AddSolutionComponent needs prvReadSystemForm).
+`applicationid` is the client id; WhoAmI answers its `systemuserid`), two people (USERS: Morgan Manager and Pat
+Professional, who hold the solution's Email Marketing Manager and Email Marketing Professional roles once the
+solution is installed), Microsoft's System Administrator, System Customizer and Basic User roles, and, unless the
+organisation is bare, the solution's publisher, solution record and roles as its definition grants them (the
+application user holds the connector's). Every table has the eight privileges Dataverse creates with it
+(`prv{Right}{SchemaName}`); the customisation privileges are those of the metadata "tables" Entity, Attribute,
+Relationship and EntityKey, and of SystemForm (AddSolutionComponent needs prvReadSystemForm); and there is
+prvActOnBehalfOfAnotherUser (System Administrator holds it).
+
+Impersonation as Microsoft documents it: a request whose `MSCRMCallerID` header names a user's `systemuserid` acts
+as that user, if the application user holds prvActOnBehalfOfAnotherUser (else the documented missing-privilege
+error, 403 `0x80040220`); rows it creates have `createdby` that user and `createdonbehalfby` the application user.
+A user that does not exist is 404. (`CallerObjectId`, by Entra ID object id, is not served: the stand-in's users
+have none.) The privileges checked stay the application user's.
 
 Served: the entity sets `businessunits`, `systemusers`, `roles`, `privileges` (read only),
-`systemuserrolescollection` and `roleprivilegescollection` (read only), the navigations
-`systemusers(id)/systemuserroles_association` and `roles(id)/roleprivileges_association` (GET, and
-`POST .../$ref` to associate), the bound action `roles(id)/Microsoft.Dynamics.CRM.AddPrivilegesRole` and the
-function `RetrieveVersion()`. The stand-in checks privileges where an installation needs them (metadata
-writes, creating roles, publishers and solutions, giving roles privileges or users roles); it does not check
+`systemuserrolescollection` and `roleprivilegescollection` (read only, the intersect tables of
+`systemuserroles_association` and `roleprivileges_association`, Microsoft's many-to-many relationships, which
+associations.py serves), the bound action `roles(id)/Microsoft.Dynamics.CRM.AddPrivilegesRole` and the function
+`RetrieveVersion()`. The stand-in checks privileges where an installation needs them (metadata writes, creating
+roles, publishers and solutions, giving roles privileges or users roles) and for impersonation; it does not check
 them on data.
 
 Option `dataverse.app_user_roles` (default `System Administrator`): comma-separated names of the Microsoft
-roles the application user holds, e.g. `Basic User` for a user that may not customise.
+roles the application user holds, e.g. `Basic User` for a user that may not customise nor impersonate.
 """
 
 from __future__ import annotations
 
-import json
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request, not_found, segment_not_found
-from dotdyn_pipeline.sandbox.dataverse.messages import JSON_TYPE, ApiRequest, ApiResponse
-from dotdyn_pipeline.sandbox.dataverse.odata import parse_select, split_segment
+from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError, bad_request, not_found
+from dotdyn_pipeline.sandbox.dataverse.messages import ApiRequest, ApiResponse
+from dotdyn_pipeline.sandbox.dataverse.odata import split_segment
 from dotdyn_pipeline.sandbox.dataverse.schema import SECURITY_TABLES, Table
-from dotdyn_pipeline.sandbox.dataverse.store import ROWID, Store
+from dotdyn_pipeline.sandbox.dataverse.store import Store
 from dotdyn_pipeline.sandbox.people import record_id
 from dotdyn_pipeline.solution import schema as solution
 
@@ -42,7 +50,12 @@ ACCESS_RIGHTS = {"Read": 1, "Write": 2, "Append": 4, "AppendTo": 16, "Create": 3
 DEPTHS = {"Basic": 1, "Local": 2, "Deep": 4, "Global": 8}
 #: Metadata "tables" whose privileges govern customisation (prvCreateEntity, prvWriteAttribute, ...).
 CUSTOMIZATION = ("Entity", "Attribute", "Relationship", "EntityKey", "SystemForm")
+#: Privileges of no table (Microsoft's "miscellaneous" privileges) the stand-in knows.
+MISCELLANEOUS = ("prvActOnBehalfOfAnotherUser",)
+IMPERSONATE = "prvActOnBehalfOfAnotherUser"
 SYSTEM_ADMINISTRATOR, SYSTEM_CUSTOMIZER, BASIC_USER = "System Administrator", "System Customizer", "Basic User"
+#: The people the organisation has besides the application user, and the solution's role each holds.
+USERS = (("Morgan Manager", "Email Marketing Manager"), ("Pat Professional", "Email Marketing Professional"))
 #: What the stand-in's API versions report from RetrieveVersion.
 VERSIONS = {"v8.2": "8.2.2.0112", "v9.0": "9.0.2.3034", "v9.1": "9.1.0.14134", "v9.2": "9.2.25014.00171"}
 
@@ -50,8 +63,19 @@ BUSINESS_UNIT, SYSTEM_USER, ROLE, PRIVILEGE, PUBLISHER, SOLUTION, USER_ROLES, RO
 READ_ONLY_SETS = {PRIVILEGE.entity_set, USER_ROLES.entity_set, ROLE_PRIVILEGES.entity_set}
 #: Creating a record of these tables needs the table's Create privilege (the rest of the data is unchecked).
 GUARDED_CREATES = {ROLE.logical_name, PUBLISHER.logical_name, SOLUTION.logical_name}
-NAVIGATIONS = {("systemuser", "systemuserroles_association"): (USER_ROLES, "systemuserid", "roleid", ROLE),
-               ("role", "roleprivileges_association"): (ROLE_PRIVILEGES, "roleid", "privilegeid", PRIVILEGE)}
+#: The privilege linking the rows of a security relationship needs (through either table's navigation property).
+ASSOCIATION_PRIVILEGES = {"systemuserroles_association": "prvAssignRole",
+                          "roleprivileges_association": "prvWritePrivilege"}
+
+
+def application_user_id(seed: int) -> str:
+    """The `systemuserid` of the application user the sandbox's client signs in as."""
+    return record_id(seed, "systemuser", 0)
+
+
+def user_id(seed: int, fullname: str) -> str:
+    """The `systemuserid` of one of USERS, by full name."""
+    return record_id(seed, "systemuser", 1 + [name for name, _ in USERS].index(fullname))
 
 
 def privilege_id(name: str) -> str:
@@ -62,7 +86,8 @@ def privilege_rows(tables: Iterable[Table]) -> list[dict[str, Any]]:
     """The privileges of every table and of customisation, as `privilege` rows."""
     names = [t.schema_name for t in tables] + list(CUSTOMIZATION)
     return [{"privilegeid": privilege_id(f"prv{right}{name}"), "name": f"prv{right}{name}",
-             "accessright": ACCESS_RIGHTS[right]} for name in names for right in solution.RIGHTS]
+             "accessright": ACCESS_RIGHTS[right]} for name in names for right in solution.RIGHTS] + [
+        {"privilegeid": privilege_id(name), "name": name, "accessright": 0} for name in MISCELLANEOUS]
 
 
 def _depth_mask(depth: Any) -> int:
@@ -78,7 +103,8 @@ class Security:
                  tables: Callable[[], Iterable[Table]]) -> None:
         self.store, self.api_url, self.api_version, self.tables = store, api_url, api_version, tables
         self.business_unit_id = record_id(seed, "businessunit", 0)
-        self.user_id = record_id(seed, "systemuser", 0)
+        self.seed_number = seed
+        self.user_id = application_user_id(seed)
         self.client_id = client_id
         self._privileges_for = 0  # how many tables the privilege rows cover
 
@@ -107,6 +133,27 @@ class Security:
                 if name not in roles:
                     raise ValueError(f"dataverse.app_user_roles: no role named {name!r} (known: {sorted(roles)})")
                 self._associate(USER_ROLES, "systemuserid", self.user_id, "roleid", roles[name])
+            for fullname, _ in USERS:
+                first, last = fullname.lower().split()
+                self.store.insert(SYSTEM_USER, {
+                    "systemuserid": user_id(self.seed_number, fullname), "fullname": fullname,
+                    "domainname": f"{first}.{last}@sandbox.example", "businessunitid": self.business_unit_id,
+                    "isdisabled": 0, "accessmode": 0})
+            self.assign_user_roles()
+
+    def assign_user_roles(self) -> int:
+        """Give each of USERS its solution role, where the organisation has that role (as an administrator does
+        once the solution is installed); the number of roles newly given."""
+        given = 0
+        with self.store.transaction():
+            for fullname, role_name in USERS:
+                role = self.store.find(ROLE, {"name": role_name, "businessunitid": self.business_unit_id})
+                person = user_id(self.seed_number, fullname)
+                if role is not None and self.store.find(USER_ROLES, {"systemuserid": person,
+                                                                     "roleid": role["roleid"]}) is None:
+                    self._associate(USER_ROLES, "systemuserid", person, "roleid", role["roleid"])
+                    given += 1
+        return given
 
     def _install_solution_records(self) -> None:
         """The solution's publisher and its (unmanaged) solution record, as installing the solution leaves them."""
@@ -153,6 +200,23 @@ class Security:
                              "Consult your administrator for the required privilege.")
 
     # -- requests --------------------------------------------------------------------------------------
+    def caller(self, headers: dict[str, str]) -> tuple[str, str | None]:
+        """(the user a request acts as, the user acting on its behalf or None): the application user, or the user
+        `MSCRMCallerID` names when the application user may act on behalf of others."""
+        named = headers.get("mscrmcallerid", "").strip()
+        if not named:
+            return self.user_id, None
+        try:
+            person = str(uuid.UUID(named.strip("{}")))
+        except ValueError:
+            raise bad_request(f"The MSCRMCallerID header '{named}' is not a systemuserid (a GUID).") from None
+        if person == self.user_id:
+            return self.user_id, None
+        self.require(self.user_id, IMPERSONATE)
+        if self.store.find(SYSTEM_USER, {"systemuserid": person}) is None:
+            raise not_found(SYSTEM_USER.logical_name, person)
+        return person, self.user_id
+
     def handle(self, request: ApiRequest) -> ApiResponse | None:
         """Answer the requests this module owns; None for the rest (after the checks that apply to them)."""
         path = request.path.strip("/")
@@ -168,21 +232,10 @@ class Security:
             if guarded is not None:
                 self.require(self.user_id, f"prvCreate{guarded.schema_name}")
             return None
-        owner = {SYSTEM_USER.entity_set: SYSTEM_USER, ROLE.entity_set: ROLE}.get(name)
-        if owner is None or key is None or not rest:
-            return None
-        record = self._record(owner, key)
-        if owner is ROLE and rest == "Microsoft.Dynamics.CRM.AddPrivilegesRole" and request.method == "POST":
-            return self._add_privileges(record, request)
-        navigation, _, ref = rest.partition("/")
-        if (owner.logical_name, navigation) not in NAVIGATIONS:
-            raise segment_not_found(rest)
-        link, mine, theirs, target = NAVIGATIONS[(owner.logical_name, navigation)]
-        if ref == "" and request.method == "GET":
-            return self._related(record[owner.primary_key], link, mine, theirs, target, navigation, request)
-        if ref == "$ref" and request.method == "POST":
-            return self._add_reference(record[owner.primary_key], link, mine, theirs, target, request)
-        raise segment_not_found(rest)
+        if (name == ROLE.entity_set and key is not None and rest == "Microsoft.Dynamics.CRM.AddPrivilegesRole"
+                and request.method == "POST"):
+            return self._add_privileges(self._record(ROLE, key), request)
+        return None
 
     def _record(self, owner: Table, key: str) -> dict[str, Any]:
         record_key = key.strip("'").lower()
@@ -190,33 +243,6 @@ class Security:
         if row is None:
             raise not_found(owner.logical_name, record_key)
         return row
-
-    def _related(self, owner_id: str, link: Table, mine: str, theirs: str, target: Table, navigation: str,
-                 request: ApiRequest) -> ApiResponse:
-        select = parse_select(target, request.query.get("$select"))
-        rowids = [r[0] for r in self.store.db.execute(
-            f'SELECT t."{ROWID}" FROM "{target.logical_name}" t JOIN "{link.logical_name}" l '
-            f'ON l."{theirs}" = t."{target.primary_key}" WHERE l."{mine}" = ? ORDER BY t."{ROWID}"', (owner_id,))]
-        rows = [self.store.row_json(target, rowid, tuple(select) if select else None) for rowid in rowids]
-        context = f"{self.api_url}/$metadata#{target.entity_set}"
-        body = '{"@odata.context":' + json.dumps(context) + ',"value":[' + ",".join(rows) + "]}"
-        return ApiResponse(200, body.encode(), {"Content-Type": JSON_TYPE})
-
-    def _add_reference(self, owner_id: str, link: Table, mine: str, theirs: str, target: Table,
-                       request: ApiRequest) -> ApiResponse:
-        body = request.json()
-        reference = body.get("@odata.id") if isinstance(body, dict) else None
-        if not isinstance(reference, str):
-            raise bad_request("The request body must be an entity reference: {\"@odata.id\": \"<entity URL>\"}.")
-        name, key, rest = split_segment(reference.split("/api/data/", 1)[-1].split("/", 1)[-1])
-        if name != target.entity_set or key is None or rest:
-            raise bad_request(f"The reference '{reference}' does not name a {target.logical_name}.")
-        other = self._record(target, key)
-        self.require(self.user_id, f"prvAssign{target.schema_name}" if target is ROLE else
-                     f"prvWrite{target.schema_name}")
-        with self.store.transaction():
-            self._associate(link, mine, owner_id, theirs, other[target.primary_key])
-        return ApiResponse(204)
 
     def _add_privileges(self, role: dict[str, Any], request: ApiRequest) -> ApiResponse:
         body = request.json()

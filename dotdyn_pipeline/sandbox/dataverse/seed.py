@@ -4,7 +4,7 @@ Contacts, leads and accounts come from the shared people generator (so Dotdigita
 addresses), with its mess: invalid and duplicate emails, missing names, unicode, opted-out and inactive
 rows. Per email account there are static marketing lists of each member type (one of them not activated
 for email), dynamic lists (DYNAMIC_QUERIES: their FetchXML, and no listmember rows, as Dynamics keeps them),
-data labels, data mappings and settings.
+data labels, data mappings and settings. Every row is created by the application user.
 Contacts are generated in chunks by worker processes and inserted as they arrive, so memory stays flat.
 """
 
@@ -23,6 +23,7 @@ from dotdyn_pipeline.sandbox.dataverse.catalog import Catalog
 from dotdyn_pipeline.sandbox.dataverse.errors import DataverseError
 from dotdyn_pipeline.sandbox.dataverse.lists import member_id
 from dotdyn_pipeline.sandbox.dataverse.schema import Table
+from dotdyn_pipeline.sandbox.dataverse.security import application_user_id
 from dotdyn_pipeline.sandbox.dataverse.store import Store
 from dotdyn_pipeline.sandbox.people import CAMPAIGN_CODES, EmailAccount, Person, people, record_id
 
@@ -130,9 +131,10 @@ def contact_chunk(plan: Plan, contact: Table, listmember: Table, start: int,
                   count: int) -> tuple[list[tuple], list[tuple]]:
     """Contacts `start..start+count` and their list memberships, as insert-ready tuples."""
     contacts, members = [], []
+    creator = application_user_id(plan.seed)  # as the store's rows are (worker processes have no store)
     for p in people(plan.seed, "contact", count, start=start):
         i = p.index
-        row = {"contactid": p.id, **_person_columns(p), "birthdate": p.birth_date,
+        row = {"contactid": p.id, **_person_columns(p), "createdby": creator, "birthdate": p.birth_date,
                "numberofchildren": i % 4 if i % 3 else None, "statecode": 0 if p.active else 1,
                "statuscode": 1 if p.active else 2}
         if plan.accounts and i % 5:
@@ -148,7 +150,8 @@ def contact_chunk(plan: Plan, contact: Table, listmember: Table, start: int,
             members.append(_tuple(listmember, {"listmemberid": member_id(list_id, p.id), "listid": list_id,
                                                "entityid": p.id, "entityid@type": "contact",
                                                "entitytype": "contact", "createdon": row["createdon"],
-                                               "modifiedon": row["createdon"], "statecode": 0, "statuscode": 1}))
+                                               "createdby": row["createdby"], "modifiedon": row["createdon"],
+                                               "statecode": 0, "statuscode": 1}))
     return contacts, members
 
 
@@ -195,7 +198,8 @@ def _other_people(plan: Plan, kind: str, count: int) -> Iterator[tuple[dict, lis
 
 
 def _load_dicts(store: Store, table: Table, rows: list[dict]) -> None:
-    base = {"statecode": 0, "statuscode": 1, "createdon": _stamp(30, 0), "modifiedon": _stamp(30, 0)}
+    base = {"statecode": 0, "statuscode": 1, "createdon": _stamp(30, 0), "createdby": store.created_by,
+            "modifiedon": _stamp(30, 0)}
     store.load(table, (_tuple(table, {**base, **row}) for row in rows))
 
 

@@ -64,7 +64,8 @@ class SolutionComponents:
 
     def install(self) -> None:
         """The installed solution's components, as installing it leaves them: its tables with their columns and
-        keys, its columns on standard tables, the relationships behind its lookups, and its roles."""
+        keys, its columns on standard tables, the relationships behind its lookups, its many-to-many relationships
+        and its roles."""
         name = solution.SOLUTION.unique_name
         for table in solution.TABLES:
             self.catalog.add_table_component(name, table.logical_name)
@@ -75,6 +76,8 @@ class SolutionComponents:
         for relationship in self.catalog.relationships():  # the lookups the solution defines
             if relationship.lookup.startswith(solution.PREFIX + "_"):
                 self.catalog.add_component(name, RELATIONSHIP, relationship.metadata_id)
+        for many in solution.MANY_TO_MANY:
+            self.catalog.add_component(name, RELATIONSHIP, self.catalog.relationship_id(many.schema_name))
         role_table = self.catalog.table("role")
         for role in solution.ROLES:
             row = self.store.find(role_table, {"name": role.name})
@@ -159,6 +162,9 @@ class SolutionComponents:
             for relationship in catalog.relationships():
                 if relationship.metadata_id == object_id:
                     return [relationship.referenced, relationship.referencing]
+            for many in catalog.many_to_many():
+                if catalog.relationship_id(many.schema_name) == object_id:
+                    return [many.entity1, many.entity2]
         raise DataverseError(404, NOT_FOUND, f"The {COMPONENT_TYPES[component_type]} with MetadataId = {object_id} "
                                              "was not found in the MetadataCache.")
 

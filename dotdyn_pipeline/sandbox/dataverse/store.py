@@ -3,7 +3,9 @@
 Rows live as typed columns so that `$filter` compiles to SQL and SQLite itself renders each row as JSON
 (`json_object`), which keeps a 5000-row page cheap and memory flat however large the table. Every write
 takes the next number of one organisation-wide counter (Dataverse's `versionnumber`, the row's ETag);
-deletions leave a tombstone with their version, which is what change tracking reads.
+deletions leave a tombstone with their version, which is what change tracking reads. A row inserted is created
+by the user the store acts as (`acting_as`, set per request; the application user otherwise), unless the
+values name another.
 """
 
 from __future__ import annotations
@@ -74,8 +76,10 @@ def row_json_sql(table: Table, columns: tuple[Column, ...] | None, lookup_annota
 class Store:
     """All tables of one organisation in one SQLite file; used from one thread (the event loop)."""
 
-    def __init__(self, path: Path, tables: Iterable[Table]) -> None:
+    def __init__(self, path: Path, tables: Iterable[Table], creator: str | None = None) -> None:
         self.tables = {t.logical_name: t for t in tables}
+        #: createdby and createdonbehalfby of the rows inserted now (see `acting_as`).
+        self.created_by, self.created_on_behalf_by = creator, None
         path.unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -193,6 +197,17 @@ class Store:
         finally:
             self._depth -= 1
 
+    @contextmanager
+    def acting_as(self, user_id: str, on_behalf_by: str | None = None) -> Iterator[None]:
+        """Rows inserted in the block are created by `user_id` (and, when a caller impersonates it, on behalf of
+        by that caller)."""
+        saved = self.created_by, self.created_on_behalf_by
+        self.created_by, self.created_on_behalf_by = user_id, on_behalf_by
+        try:
+            yield
+        finally:
+            self.created_by, self.created_on_behalf_by = saved
+
     # -- single rows -------------------------------------------------------------------------------------
     def find(self, table: Table, key: dict[str, Any]) -> dict[str, Any] | None:
         """The row whose columns equal `key` (primary or alternate key), as a dict of stored values."""
@@ -211,6 +226,8 @@ class Store:
             row.setdefault("modifiedon", stamp)
             row.setdefault("statecode", 0)
             row.setdefault("statuscode", 1)
+            row.setdefault("createdby", self.created_by)
+            row.setdefault("createdonbehalfby", self.created_on_behalf_by)
         self.version += 1
         row[VERSION] = self.version
         names = list(row)
@@ -245,7 +262,11 @@ class Store:
                         (table.logical_name, row[table.primary_key], self.version))
 
     def row_json(self, table: Table, rowid: int, columns: tuple[Column, ...] | None = None) -> str:
-        sql = f"SELECT {row_json_sql(table, columns, False)} FROM {q(table.logical_name)} WHERE {q(ROWID)} = ?"
+        return self.render(table, rowid, row_json_sql(table, columns, False))
+
+    def render(self, table: Table, rowid: int, sql_json: str) -> str:
+        """One row as the JSON that `sql_json` (a row_json_sql expression, perhaps with expansions) makes of it."""
+        sql = f"SELECT {sql_json} FROM {q(table.logical_name)} WHERE {q(ROWID)} = ?"
         return self.db.execute(sql, (rowid,)).fetchone()[0]
 
     # -- queries -----------------------------------------------------------------------------------------

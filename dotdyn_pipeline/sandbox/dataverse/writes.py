@@ -1,9 +1,11 @@
-"""Writing rows as the Web API does: payload checks, `@odata.bind` lookups, upsert and conditional headers."""
+"""Writing rows as the Web API does: payload checks, `@odata.bind` lookups, upsert and conditional headers, and a
+new row's default values (a Yes/No column left out is No, or the default its definition names)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -66,6 +68,12 @@ def convert(table: Table, column: Column, value: Any) -> Any:
     raise _type_error(value, column)
 
 
+@lru_cache(maxsize=256)
+def _defaults(table: Table) -> dict[str, Any]:
+    """The stored default value of each column that has one."""
+    return {c.name: int(c.default) for c in table.columns if c.default is not None}
+
+
 def parse_etag(text: str) -> int | None:
     """`W/"123"` or `"123"` -> 123; None when the header is not a version ETag."""
     text = text.strip().removeprefix("W/").strip('"')
@@ -106,6 +114,17 @@ class Writer:
             raise bad_request(f"The reference '{reference}' is not a valid entity URL.")
         return table, self.require(table, parse_key(table, key))
 
+    def referenced(self, logical_name: str, reference: Any) -> str:
+        """The id of the `logical_name` row an entity reference (`@odata.id`, `$id`) names: 404 when there is no
+        such row, 400 when the reference is missing or names a row of another table."""
+        if not isinstance(reference, str):
+            raise bad_request("The request must name the record: {\"@odata.id\": \"<entity URL>\"} or ?$id=<entity "
+                              "URL>.")
+        table, row = self.resolve_reference(reference)
+        if table.logical_name != logical_name:
+            raise bad_request(f"The reference '{reference}' does not name a {logical_name}.")
+        return row[table.primary_key]
+
     # -- payloads ----------------------------------------------------------------------------------------
     def values(self, table: Table, body: Any) -> dict[str, Any]:
         """The stored values a JSON payload sets (lookups through `nav@odata.bind`)."""
@@ -114,6 +133,8 @@ class Writer:
         values: dict[str, Any] = {}
         for name, value in body.items():
             if name.endswith("@odata.bind"):
+                if name.removesuffix("@odata.bind").lower() in READ_ONLY:
+                    continue  # createdby and the like: the service sets them itself
                 values.update(self._bind(table, name.removesuffix("@odata.bind"), value))
             elif name == "@odata.type":
                 if value != f"Microsoft.Dynamics.CRM.{table.logical_name}":
@@ -163,12 +184,17 @@ class Writer:
                           "without values.")
 
     # -- operations --------------------------------------------------------------------------------------
+    @staticmethod
+    def _new_row(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+        """The values of a row about to be created: its columns' default values, then those given."""
+        return {**_defaults(table), **values}
+
     def create(self, table: Table, body: Any) -> dict[str, Any]:
         values = self.values(table, body)
         key = values.get(table.primary_key)
         if key is not None and self.locate(table, {table.primary_key: key}) is not None:
             raise duplicate()
-        return self.store.insert(table, values)
+        return self.store.insert(table, self._new_row(table, values))
 
     def upsert(self, table: Table, key: dict[str, Any], body: Any, if_match: str | None = None,
                if_none_match: str | None = None) -> tuple[dict[str, Any], bool]:
@@ -187,7 +213,7 @@ class Writer:
         if row is not None:
             values.pop(table.primary_key, None)
             return self.store.update(table, row, values), False
-        return self.store.insert(table, {**values, **key}), True
+        return self.store.insert(table, self._new_row(table, {**values, **key})), True
 
     def delete(self, table: Table, key: dict[str, Any]) -> dict[str, Any]:
         row = self.require(table, key)
