@@ -100,6 +100,11 @@ class SendLedger:
         """Record the attempt's outcome (Sent, Failed or Cancelled), from whichever step it ended at."""
         return self._update(attempt, SETTLED, {"outcome": outcome, "message": message, **facts})
 
+    def take_over(self, attempt: SendAttempt, run_id: str) -> SendAttempt:
+        """Make `run_id` the attempt's runner where an earlier run left it; StaleAttempt when another run took it
+        over or moved it on meanwhile (of two runs resuming the same attempt, one goes on)."""
+        return self._update(attempt, attempt.step, {"run_id": run_id})
+
     def written_back(self, attempt: SendAttempt) -> SendAttempt:
         """Record that the settled outcome is in the Dynamics row."""
         if attempt.step != SETTLED:

@@ -47,3 +47,13 @@ def test_a_retry_is_the_next_attempt_and_leaves_the_first_as_it_ended(store):
     assert first.outcome == "Failed" and first.done
     with pytest.raises(ValueError):
         sends.advance(second, PREPARED, colour="blue")
+
+
+def test_of_two_runs_resuming_an_attempt_one_takes_it_over(store):
+    sends = store.sends
+    left = sends.advance(sends.claim(KEY, 1, "acct", 42, "run-a"), PREPARED, book_id=7)
+    resumed = sends.take_over(left, "run-b")
+    assert (resumed.step, resumed.run_id, resumed.book_id) == (PREPARED, "run-b", 7)
+    with pytest.raises(StaleAttempt):
+        sends.take_over(left, "run-c")  # it read the attempt before run-b took it over
+    assert sends.latest(KEY).run_id == "run-b"
