@@ -50,9 +50,10 @@ ACCESS_RIGHTS = {"Read": 1, "Write": 2, "Append": 4, "AppendTo": 16, "Create": 3
 DEPTHS = {"Basic": 1, "Local": 2, "Deep": 4, "Global": 8}
 #: Metadata "tables" whose privileges govern customisation (prvCreateEntity, prvWriteAttribute, ...).
 CUSTOMIZATION = ("Entity", "Attribute", "Relationship", "EntityKey", "SystemForm")
-#: Privileges of no table (Microsoft's "miscellaneous" privileges) the stand-in knows.
-MISCELLANEOUS = ("prvActOnBehalfOfAnotherUser",)
+#: The privilege impersonation needs, one of Microsoft's "miscellaneous" privileges (of no table).
 IMPERSONATE = "prvActOnBehalfOfAnotherUser"
+#: The miscellaneous privileges the stand-in knows.
+MISCELLANEOUS = (IMPERSONATE,)
 SYSTEM_ADMINISTRATOR, SYSTEM_CUSTOMIZER, BASIC_USER = "System Administrator", "System Customizer", "Basic User"
 #: The people the organisation has besides the application user, and the solution's role each holds.
 USERS = (("Morgan Manager", "Email Marketing Manager"), ("Pat Professional", "Email Marketing Professional"))
@@ -103,8 +104,8 @@ class Security:
                  tables: Callable[[], Iterable[Table]]) -> None:
         self.store, self.api_url, self.api_version, self.tables = store, api_url, api_version, tables
         self.business_unit_id = record_id(seed, "businessunit", 0)
-        self.seed_number = seed
         self.user_id = application_user_id(seed)
+        self.people = {fullname: user_id(seed, fullname) for fullname, _ in USERS}
         self.client_id = client_id
         self._privileges_for = 0  # how many tables the privilege rows cover
 
@@ -132,13 +133,12 @@ class Security:
             for name in held:
                 if name not in roles:
                     raise ValueError(f"dataverse.app_user_roles: no role named {name!r} (known: {sorted(roles)})")
-                self._associate(USER_ROLES, "systemuserid", self.user_id, "roleid", roles[name])
-            for fullname, _ in USERS:
+                self._give_role(self.user_id, roles[name])
+            for fullname, person in self.people.items():
                 first, last = fullname.lower().split()
                 self.store.insert(SYSTEM_USER, {
-                    "systemuserid": user_id(self.seed_number, fullname), "fullname": fullname,
-                    "domainname": f"{first}.{last}@sandbox.example", "businessunitid": self.business_unit_id,
-                    "isdisabled": 0, "accessmode": 0})
+                    "systemuserid": person, "fullname": fullname, "domainname": f"{first}.{last}@sandbox.example",
+                    "businessunitid": self.business_unit_id, "isdisabled": 0, "accessmode": 0})
             self.assign_user_roles()
 
     def assign_user_roles(self) -> int:
@@ -148,11 +148,8 @@ class Security:
         with self.store.transaction():
             for fullname, role_name in USERS:
                 role = self.store.find(ROLE, {"name": role_name, "businessunitid": self.business_unit_id})
-                person = user_id(self.seed_number, fullname)
-                if role is not None and self.store.find(USER_ROLES, {"systemuserid": person,
-                                                                     "roleid": role["roleid"]}) is None:
-                    self._associate(USER_ROLES, "systemuserid", person, "roleid", role["roleid"])
-                    given += 1
+                if role is not None:
+                    given += self._give_role(self.people[fullname], role["roleid"])
         return given
 
     def _install_solution_records(self) -> None:
@@ -274,6 +271,9 @@ class Security:
         elif existing["privilegedepthmask"] != mask:
             self.store.update(ROLE_PRIVILEGES, existing, {"privilegedepthmask": mask})
 
-    def _associate(self, link: Table, mine: str, owner_id: str, theirs: str, other_id: str) -> None:
-        if self.store.find(link, {mine: owner_id, theirs: other_id}) is None:
-            self.store.insert(link, {mine: owner_id, theirs: other_id})
+    def _give_role(self, user: str, role_id: str) -> bool:
+        """Give the user the role unless it holds it; whether it did not."""
+        if self.store.find(USER_ROLES, {"systemuserid": user, "roleid": role_id}) is not None:
+            return False
+        self.store.insert(USER_ROLES, {"systemuserid": user, "roleid": role_id})
+        return True
