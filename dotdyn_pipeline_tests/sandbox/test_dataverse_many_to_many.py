@@ -138,3 +138,12 @@ def test_deleting_a_send_removes_its_links(pdv, private_sandbox):
 def test_the_solution_defines_the_relationship_once():
     assert [(r.schema_name, r.entity1, r.entity2, r.intersect, r.entity1_attribute, r.entity2_attribute)
             for r in solution.MANY_TO_MANY] == [(NAME, "esc_emailsend", "list", NAME, "esc_emailsendid", "listid")]
+
+
+def test_the_control_endpoint_links_rows_by_writing_the_intersect_row(pdv, private_control):
+    send = _created(pdv, "esc_emailsends", {"esc_name": "Seeded by a test"})
+    [list_id] = _list_ids(pdv, 1)
+    written = private_control.post(f"/dataverse/rows/{NAME}set", json={"esc_emailsendid": send, "listid": list_id})
+    assert written.status_code == 200, written.text
+    related = pdv.get(f"esc_emailsends({send})/{NAME}", params={"$select": "listid"}).json()["value"]
+    assert [row["listid"] for row in related] == [list_id]
