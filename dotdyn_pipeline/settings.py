@@ -119,6 +119,9 @@ class Settings:
     dataverse_api_version: str
     dataverse_change_tracking: bool
     token_scope: str | None
+    send_interval: int
+    send_max_sync_age: float
+    send_follow_seconds: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +155,9 @@ class Settings:
             dataverse_api_version=read("DOTDYN_DATAVERSE_API_VERSION", "v9.2", check_version),
             dataverse_change_tracking=read("DOTDYN_DATAVERSE_CHANGE_TRACKING", "on", _switch),
             token_scope=read("DOTDYN_TOKEN_SCOPE", "", _scope),
+            send_interval=read("DOTDYN_SEND_INTERVAL", "60", _number(int, 1)),
+            send_max_sync_age=read("DOTDYN_SEND_MAX_SYNC_AGE", "3600", _number(float, 0)),
+            send_follow_seconds=read("DOTDYN_SEND_FOLLOW_SECONDS", "600", _number(float, 0)),
         )
 
     @property

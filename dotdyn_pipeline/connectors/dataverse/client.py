@@ -395,7 +395,17 @@ class DataverseClient:
                                      code="PagingCookieRepeated")
             number, cookie = number + 1, following
 
+    def get(self, path: str) -> dict[str, Any]:
+        """One GET of `path` below the Web API root (a record, a navigation, a function), its JSON body."""
+        return decode_json(self._send("GET", path, kind="read"))
+
     # -- writes -----------------------------------------------------------------------------------
+
+    def update(self, entity: str, record_id: str, row: Mapping[str, Any]) -> None:
+        """Change columns of one existing record; a record deleted meanwhile is not created again
+        (`If-Match: *`, as Microsoft documents preventing create in upsert): DataverseNotFound."""
+        url = self.entity_set_name(entity) + odata.key_segment(record_id)
+        self._send("PATCH", url, kind="update", headers={"If-Match": "*"}, json_body=dict(row))
 
     def upsert(self, entity: str, key: str | Mapping[str, Any], row: Mapping[str, Any]) -> None:
         """Create or update one record by primary key (a GUID) or alternate key (column -> value mapping)."""

@@ -1,0 +1,1 @@
+"""Sends from Dynamics: campaign sends to marketing lists, each executed exactly once."""
