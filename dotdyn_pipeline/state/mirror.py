@@ -324,6 +324,17 @@ class BookState:
             ((account, address_book_id, m.email_key, m.crm_table, m.crm_id, m.fingerprint, m.dotdigital_contact_id,
               stamp, added_by) for m in members))
 
+    def count(self, account: str, address_book_id: int) -> int:
+        return self.backend.query("SELECT COUNT(*) FROM book_member WHERE account = ? AND address_book_id = ?",
+                                  (account, address_book_id))[0][0]
+
+    def remember_contact_ids(self, account: str, address_book_id: int, contact_ids: dict[str, int]) -> int:
+        """Note the Dotdigital contact id of members (address -> id), as read from the book."""
+        return self.backend.executemany(
+            "UPDATE book_member SET dotdigital_contact_id = ? WHERE account = ? AND address_book_id = ? "
+            "AND email_key = ?",
+            ((contact_id, account, address_book_id, key) for key, contact_id in contact_ids.items()))
+
     def remove(self, account: str, address_book_id: int, email_keys: Iterable[str]) -> int:
         return self.backend.executemany(
             "DELETE FROM book_member WHERE account = ? AND address_book_id = ? AND email_key = ?",

@@ -33,6 +33,7 @@ from dotdyn_pipeline.connectors.dotdigital import (
 )
 from dotdyn_pipeline.connectors.dotdigital.imports import ImportOutcome
 from dotdyn_pipeline.connectors.dotdigital.models import Contact
+from dotdyn_pipeline.connectors.dotdigital.paging import MAX_SELECT
 from dotdyn_pipeline.connectors.http import calls_made
 from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import partition_account
@@ -239,11 +240,24 @@ def _remove_departed(client: DotdigitalClient, store: StateStore, account: str, 
     the book's members are saved, the next run removes them again, which changes nothing more."""
     if remove.empty:
         return 0
-    contact_ids = [_contact_id(client, row.dotdigital_contact_id, row.email_key)
-                   for row in remove.itertuples(index=False)]
-    client.remove_contacts_from_address_book(book, [c for c in contact_ids if c is not None])
+    client.remove_contacts_from_address_book(book, _departed_ids(client, store, account, book, remove))
     store.books.remove(account, book, remove["email_key"].tolist())
     return len(remove)
+
+
+def _departed_ids(client: DotdigitalClient, store: StateStore, account: str, book: int,
+                  remove: pd.DataFrame) -> list[int]:
+    """The Dotdigital ids of the people leaving the book (an import tells no ids). Those not known are looked up
+    a call each, or, when that would take more calls than the book has pages, read from the book's pages once and
+    remembered for every member, so that later removals need neither."""
+    known = remove["dotdigital_contact_id"]
+    ids = [int(value) for value in known.dropna()]
+    unknown = remove.loc[known.isna(), "email_key"].tolist()
+    if len(unknown) <= -(-store.books.count(account, book) // MAX_SELECT):
+        return ids + [found for found in (_contact_id(client, None, key) for key in unknown) if found is not None]
+    held = {contact.email.strip().lower(): contact.id for contact in client.address_book_contacts(book)}
+    store.books.remember_contact_ids(account, book, held)
+    return ids + [held[key] for key in unknown if key in held]
 
 
 def _remove_from_book(client: DotdigitalClient, book: int, contact_id: int) -> None:

@@ -208,3 +208,24 @@ def test_an_import_whose_answer_was_lost_is_sent_again_and_nothing_is_doubled(st
     assert sorted(in_book) == sorted([ann, bob]), "each person once"
     assert (counts.sent, counts.imported, counts.faulted) == (3, 2, 1)
     assert _members(store, book) == {ann: "f1", bob: "f1"}
+
+
+def test_people_leaving_are_found_by_reading_the_book_once_when_that_costs_fewer_calls(store, sandbox, emails):
+    """An import tells no contact ids. Two of a three-member book leave: one page of the book costs fewer calls than
+    a lookup each, so the book is read once, both leave in one bulk removal, and every member's id is remembered:
+    when ann leaves next, no call looks her up."""
+    ann, bob, cy = emails
+    with connect(client_config(sandbox, "rest")) as client:
+        book = client.create_address_book(f"leavers {ann}").id
+        load_book(client, store, "acc", book, _wanted(emails, "f1"), [], run_id="r1")
+        assert store.books.members("acc", book)["dotdigital_contact_id"].isna().all()
+
+        calls = _calls(client, lambda: load_book(client, store, "acc", book, _wanted([ann], "f1"), [], run_id="r2"))
+        assert calls == {"address_book_contacts": 1, "remove_contacts_from_address_book": 1, "deletion_progress": 1}
+        assert _book(client, book) == [ann] and _members(store, book) == {ann: "f1"}
+        assert store.books.members("acc", book)["dotdigital_contact_id"].tolist() == [client.contact(ann).id]
+
+        dan = ann.replace("ann", "dan")
+        calls = _calls(client, lambda: load_book(client, store, "acc", book, _wanted([dan], "f1"), [], run_id="r3"))
+        assert "contact_by_email" not in calls and "address_book_contacts" not in calls
+        assert _book(client, book) == [dan]
