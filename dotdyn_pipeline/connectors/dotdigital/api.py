@@ -172,6 +172,32 @@ class DotdigitalClient:
         self.transport.call("remove_contact_from_address_book", address_book_id=address_book_id,
                             contact_id=contact_id)
 
+    def contact_ids(self, emails: Sequence[str]) -> dict[str, int]:
+        """The ids of the contacts holding these addresses (lower-cased address -> id); addresses no contact holds
+        are left out. REST asks for `lookup_chunk` at once (GET /v2/contacts/retrieve-collection); SOAP, whose
+        WSDL has no such operation, a call each."""
+        if not self.transport.supports("contacts_by_emails"):
+            found = {}
+            for email in emails:
+                try:
+                    found[email.strip().lower()] = self.contact(email).id
+                except NotFound:
+                    pass
+            return found
+        found = {}
+        for start in range(0, len(emails), self.config.lookup_chunk):
+            body = {"contacts": [{"email": email} for email in emails[start:start + self.config.lookup_chunk]],
+                    "withFullData": False}
+            answer = self.transport.call("contacts_by_emails", body=body) or {}
+            found.update({row["email"].strip().lower(): int(row["id"]) for row in answer.get("contacts") or []})
+        return found
+
+    def lookup_calls(self, count: int) -> int:
+        """The calls `contact_ids` makes for `count` addresses."""
+        if not self.transport.supports("contacts_by_emails"):
+            return count
+        return -(-count // self.config.lookup_chunk)
+
     def remove_contacts_from_address_book(self, address_book_id: int, contact_ids: Sequence[int]) -> None:
         """Take contacts out of an address book (they stay contacts of the account; one not in it is no error).
 

@@ -35,6 +35,7 @@ class DotdigitalConfig:
     poll_max: float = 30.0
     import_timeout: float = 6 * 3600.0  # give up waiting for one import (or bulk removal) after this long
     deletion_chunk: int = 1000  # contacts removed from a book by one bulk deletion (no limit is documented)
+    lookup_chunk: int = 1000  # contacts looked up by address in one call (no limit is documented)
     quota_wait: float = 600.0  # wait after ERROR_APIUSAGE_EXCEEDED when no reset time is given
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_total_wait=2 * 3600.0))
 
@@ -47,5 +48,5 @@ class DotdigitalConfig:
             raise ValueError(f"max_active_imports must be within 1..{MAX_ACTIVE_IMPORTS}")
         if self.page_size < 1:
             raise ValueError("page_size must be positive")
-        if self.deletion_chunk < 1:
-            raise ValueError("deletion_chunk must be positive")
+        if self.deletion_chunk < 1 or self.lookup_chunk < 1:
+            raise ValueError("deletion_chunk and lookup_chunk must be positive")

@@ -40,6 +40,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "import_faults": ("GET", "/v2/contacts/import/{import_id}/report-faults"),
     "contact_by_id": ("GET", "/v2/contacts/{contact_id}"),
     "contact_by_email": ("GET", "/v2/contacts/{email}"),
+    "contacts_by_emails": ("GET", "/v2/contacts/retrieve-collection"),
     "update_contact": ("PUT", "/v2/contacts/{contact_id}"),
     "unsubscribe": ("POST", "/v2/contacts/unsubscribe"),
     "unsubscribe_from_address_book": ("POST", "/v2/address-books/{address_book_id}/contacts/unsubscribe"),

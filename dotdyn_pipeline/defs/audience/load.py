@@ -248,13 +248,15 @@ def _remove_departed(client: DotdigitalClient, store: StateStore, account: str, 
 def _departed_ids(client: DotdigitalClient, store: StateStore, account: str, book: int,
                   remove: pd.DataFrame) -> list[int]:
     """The Dotdigital ids of the people leaving the book (an import tells no ids). Those not known are looked up
-    a call each, or, when that would take more calls than the book has pages, read from the book's pages once and
-    remembered for every member, so that later removals need neither."""
+    by address, or, where that would take more calls than the book has pages (a wire without a lookup of many at
+    once), read from the book's pages once and remembered for every member, so that later removals need neither."""
     known = remove["dotdigital_contact_id"]
     ids = [int(value) for value in known.dropna()]
     unknown = remove.loc[known.isna(), "email_key"].tolist()
-    if len(unknown) <= -(-store.books.count(account, book) // MAX_SELECT):
-        return ids + [found for found in (_contact_id(client, None, key) for key in unknown) if found is not None]
+    if not unknown:
+        return ids
+    if client.lookup_calls(len(unknown)) <= -(-store.books.count(account, book) // MAX_SELECT):
+        return ids + list(client.contact_ids(unknown).values())
     held = {contact.email.strip().lower(): contact.id for contact in client.address_book_contacts(book)}
     store.books.remember_contact_ids(account, book, held)
     return ids + [held[key] for key in unknown if key in held]

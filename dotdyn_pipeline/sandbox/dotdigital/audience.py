@@ -292,6 +292,21 @@ def find_contact(store: AccountStore, identifier: str | int) -> tuple:
     return row
 
 
+def retrieve_collection(store: AccountStore, body: Any) -> dict[str, Any]:
+    """GET /v2/contacts/retrieve-collection: the contacts a list of {id} or {email} names (ApiContactIdAndEmail),
+    and those it names that are not found; no limit on the list is documented, and none is applied here."""
+    wanted = as_list(field(body, "contacts"))
+    with_data = field(body, "withFullData") is True
+    found, missing = [], []
+    for item in wanted:
+        identifier = field(item, "id") or field(item, "email")
+        try:
+            found.append(contact_json(find_contact(store, identifier), with_data))
+        except ApiError:
+            missing.append({"id": field(item, "id"), "email": field(item, "email")})
+    return {"contacts": found, "notFound": missing}
+
+
 def get_contact(store: AccountStore, identifier: str | int) -> dict[str, Any]:
     return contact_json(find_contact(store, identifier))
 

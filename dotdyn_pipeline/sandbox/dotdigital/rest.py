@@ -103,7 +103,7 @@ def _endpoint(backend: Backend, handler: Handler, status: int, raw_body: bool) -
         call = Call(backend, account, request, {k.lower(): v for k, v in request.query_params.items()},
                     params=dict(request.path_params))
         try:
-            if not raw_body and request.method in ("POST", "PUT"):
+            if not raw_body and (request.method in ("POST", "PUT") or request.url.path.endswith(COLLECTION_PATH)):
                 raw = await request.body()
                 try:
                     call.body = json.loads(raw) if raw.strip() else None
@@ -165,6 +165,9 @@ def _send_triggered(call: Call) -> Response:
     return Response(status_code=200)
 
 
+#: GET with a JSON body, as the swagger describes ApiContact_GetMultipleContacts.
+COLLECTION_PATH = "/contacts/retrieve-collection"
+
 def routes(backend: Backend) -> list[Route]:
     """The REST routes, in the swagger's words."""
     b, r = audience, reporting
@@ -225,6 +228,7 @@ def routes(backend: Backend) -> list[Route]:
         ("PUT", "/contacts/suppress-contacts", lambda c: b.suppress_many(c.store, c.body), 200),
         ("POST", "/contacts/resubscribe", lambda c: b.resubscribe(c.store, c.body, True), 200),
         ("POST", "/contacts/resubscribe-with-no-challenge", lambda c: b.resubscribe(c.store, c.body, False), 200),
+        ("GET", COLLECTION_PATH, lambda c: b.retrieve_collection(c.store, c.body), 200),
         ("GET", "/contacts/{identifier}", lambda c: b.get_contact(c.store, c.params["identifier"]), 200),
         ("PUT", "/contacts/{id}", _update_contact, 200),
         ("GET", "/campaigns", lambda c: r.list_campaigns(c.store, *c.page()), 200),

@@ -147,6 +147,17 @@ def test_bulk_removal_takes_contacts_out_of_a_book_and_keeps_them(sandbox, trans
         assert calls == {"remove_contact_from_address_book": 4}
 
 
+def test_contacts_are_looked_up_by_address_many_at_once(client: DotdigitalClient, transport: str) -> None:
+    book, _ = _import(client, _emails(unique("lookup"), 3))
+    members = {c.email: c.id for c in client.address_book_contacts(book.id)}
+    wanted = [email.upper() for email in members] + [f"{unique('nobody')}@example.com"]
+    found: dict[str, int] = {}
+    calls = _calls_during(client, lambda: found.update(client.contact_ids(wanted)))
+    assert found == members  # the unknown address is left out; addresses come back lower-cased
+    assert calls == ({"contacts_by_emails": 1} if transport == "rest" else {"contact_by_email": 4})
+    assert client.lookup_calls(4) == (1 if transport == "rest" else 4)
+
+
 def test_unsubscribe_and_resubscribe(client: DotdigitalClient) -> None:
     since = datetime.now(UTC) - timedelta(minutes=5)
     emails = _emails(unique("consent"), 3)

@@ -41,12 +41,14 @@ def _reply(soap: SoapTransport, operation: str, result_xml: str):
 
 
 def test_both_transports_implement_the_same_operations_but_those_the_wsdl_lacks(soap) -> None:
-    rest_only = {"remove_contacts_from_address_book", "deletion_progress", "send_triggered_campaign"}
+    rest_only = {"remove_contacts_from_address_book", "deletion_progress", "send_triggered_campaign",
+                 "contacts_by_emails"}
     assert set(OPERATIONS) | {SUPPRESS} | rest_only == set(ROUTES)
     assert not set(OPERATIONS) & rest_only
     names = {operation.name for operation in soap._zeep.wsdl.bindings[BINDING].all().values()}
     assert "DeleteContactFromAddressBook" in names
     assert not {name for name in names if name.startswith("DeleteContacts")}, "the WSDL has a bulk removal now"
+    assert not {name for name in names if name.startswith("GetContactsByEmail")}, "the WSDL has a bulk lookup now"
     assert (soap.supports("remove_contacts_from_address_book"), soap.supports("remove_contact_from_address_book")
             ) == (False, True)
     assert not {name for name in names if "Triggered" in name or name.startswith("SendCampaignTo")}, (
