@@ -1,6 +1,7 @@
-"""Campaign sends from Dynamics, end to end against the stand-ins: created in the Web API by a marketer (through
-Microsoft's documented impersonation header), found by the sensor, executed by the `campaign_send` job, written
-back; sent exactly once when the run's process is killed at any step, or the send call's answer is lost.
+"""Campaign and triggered sends from Dynamics, end to end against the stand-ins: rows created in the Web API by a
+marketer (through Microsoft's documented impersonation header), found by the sensors, executed by the
+`campaign_send` and `triggered_send` jobs, written back; never sent twice when the run's process is killed at any
+step, or the send call's answer is lost.
 
 What a send reached is read from the Dotdigital stand-in alone: its list of sends (control endpoint) and the
 campaign's activity (the vendor API), never from the pipeline's own records.
@@ -20,7 +21,7 @@ import httpx
 import pytest
 
 from dotdyn_pipeline.bench.contract import dotdigital_http
-from dotdyn_pipeline.defs.sends.assets import SEND_TAG, campaign_sends_sensor
+from dotdyn_pipeline.defs.sends.assets import SEND_TAG, campaign_sends_sensor, triggered_sends_sensor
 from dotdyn_pipeline.state import StateStore
 from dotdyn_pipeline_tests.conftest import trust
 from dotdyn_pipeline_tests.sandbox.dataverse_helpers import ODATA_HEADERS, token_response
@@ -267,3 +268,97 @@ def test_a_send_call_whose_answer_is_lost_is_asked_about_not_repeated(world, pip
 def control_http(world) -> Iterator[httpx.Client]:
     yield world.http
     world.http.delete("/faults").raise_for_status()
+
+
+TRIGGERED = 990001  # the first seeded triggered campaign of every account
+
+
+def _new_single_send(world, account: str, creator: str, **columns: Any) -> str:
+    """An esc_emailsinglesend row created in the Web API as `creator`."""
+    with _web_api(world, _user(world, creator)) as api:
+        response = api.post("esc_emailsinglesends", json={
+            "esc_name": f"single {uuid.uuid4().hex[:6]}", "esc_status": "Scheduled",
+            "esc_emailaccountid@odata.bind": f"/esc_emailaccounts({account})", **columns})
+        assert response.status_code == 204, response.text
+        return response.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")")
+
+
+def _single_row(world, row_id: str) -> dict[str, Any]:
+    return next(row for row in world.rows("esc_emailsinglesends") if row["esc_emailsinglesendid"] == row_id)
+
+
+def _triggered_made(world, account: str, campaign: int = TRIGGERED) -> list[dict[str, Any]]:
+    response = world.http.get(f"/dotdigital/accounts/{world.account_number(account)}/sends",
+                              params={"type": "triggered", "campaign_id": campaign})
+    return response.raise_for_status().json()
+
+
+def _run_triggered(pipeline, account: str) -> dg.ExecuteInProcessResult:
+    context = dg.build_sensor_context(instance=pipeline.instance, resources=pipeline.defs.resources)
+    result = triggered_sends_sensor(context)
+    runs = [] if isinstance(result, dg.SkipReason) else [r for r in result if r.partition_key == pipeline.key(account)]
+    assert len(runs) == 1, f"the sensor asked for {len(runs)} triggered runs of the account"
+    return _execute(pipeline, runs[0])
+
+
+def _mapped_values(world, account: str, contact: dict[str, Any]) -> dict[str, tuple[str, Any]]:
+    """The account's data mappings of contacts with a value for this contact: field -> (type, raw value), as the
+    test reads them."""
+    return {row["esc_datafieldname"].upper(): (row.get("esc_datafieldtype") or "String",
+                                                contact[row["esc_attributename"]])
+            for row in world.rows("esc_emaildatamappings")
+            if row["_esc_emailaccountid_value"] == account and row["esc_entityname"] == "contact"
+            and row["statecode"] == 0 and contact.get(row["esc_attributename"]) is not None}
+
+
+def test_triggered_sends_reach_good_addresses_once_and_say_why_the_others_failed(world, pipeline, account):
+    contacts = [row for row in world.rows("contacts") if row.get("emailaddress1") and row["statecode"] == 0
+                and "@" in row["emailaddress1"] and not row.get("donotbulkemail")]
+    person, suppressed = contacts[0], contacts[1]["emailaddress1"].strip().lower()
+    world.http.post(f"/dotdigital/accounts/{world.account_number(account)}/suppress",
+                    json={"email": suppressed, "reason": "HardBounced"}).raise_for_status()
+    good = _new_single_send(world, account, MANAGER, esc_dotdigitalcampaignid=TRIGGERED,
+                            **{"esc_contactid@odata.bind": f"/contacts({person['contactid']})"},
+                            esc_personalisation='{"OFFER": "10%"}')
+    invalid = _new_single_send(world, account, MANAGER, esc_dotdigitalcampaignid=TRIGGERED, esc_email="not-an-address")
+    blocked = _new_single_send(world, account, MANAGER, esc_dotdigitalcampaignid=TRIGGERED, esc_email=suppressed)
+    unauthorised = _new_single_send(world, account, PROFESSIONAL, esc_dotdigitalcampaignid=TRIGGERED,
+                                    esc_email=person["emailaddress1"])
+
+    assert _run_triggered(pipeline, account).success
+    made = _triggered_made(world, account)
+    assert [send["toAddresses"] for send in made] == [[person["emailaddress1"].strip()]]
+    values = {item["name"]: item["value"] for item in made[0]["personalizationValues"]}
+    mapped = _mapped_values(world, account, person)
+    assert set(values) == {*mapped, "OFFER"} and values["OFFER"] == "10%"
+    assert all(values[name] == str(raw) for name, (kind, raw) in mapped.items() if kind == "String")
+    rows = {row_id: _single_row(world, row_id) for row_id in (good, invalid, blocked, unauthorised)}
+    assert (rows[good]["esc_status"], rows[good]["esc_email"]) == ("Sent", person["emailaddress1"].strip())
+    assert rows[good]["esc_datesent"]
+    assert rows[invalid]["esc_status"] == "Failed" and "ERROR_INVALID_EMAIL" in rows[invalid]["esc_resultmessage"]
+    assert rows[blocked]["esc_status"] == "Failed" and "SUPPRESSED" in rows[blocked]["esc_resultmessage"]
+    assert rows[unauthorised]["esc_status"] == "Failed"
+    assert "Email Marketing Manager" in rows[unauthorised]["esc_resultmessage"]
+
+    world.put_row("esc_emailsinglesends", {"esc_emailsinglesendid": invalid, "esc_status": "Scheduled",
+                                           "esc_email": person["emailaddress1"]})  # corrected, then retried
+    assert _run_triggered(pipeline, account).success
+    assert _single_row(world, invalid)["esc_status"] == "Sent"
+    assert len(_triggered_made(world, account)) == 2 and _single_row(world, good)["esc_status"] == "Sent"
+
+
+@pytest.mark.parametrize(("kill_at", "sent"), [("requested", 0), ("called", 1)])
+def test_a_triggered_send_whose_run_died_during_the_call_is_never_sent_again_by_itself(world, pipeline, account,
+                                                                                      kill_at, sent):
+    """Killed after the intent was recorded (before the call, or after it answered): the next run cannot tell, so
+    it sends nothing and sets the row Failed, saying the email may have been sent."""
+    before = len(_triggered_made(world, account, TRIGGERED + 1))
+    row_id = _new_single_send(world, account, MANAGER, esc_dotdigitalcampaignid=TRIGGERED + 1,
+                              esc_email=f"kill-{kill_at}-{uuid.uuid4().hex[:6]}@example.com")
+    killed = subprocess.run([sys.executable, "-m", "dotdyn_pipeline_tests.e2e.send_child", "--triggered", account,
+                             f"killed-{kill_at}", kill_at], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert _run_triggered(pipeline, account).success
+    row = _single_row(world, row_id)
+    assert row["esc_status"] == "Failed" and "may have been sent" in row["esc_resultmessage"]
+    assert len(_triggered_made(world, account, TRIGGERED + 1)) == before + sent

@@ -9,23 +9,36 @@ ledger and the last run for it, so a tick evaluated twice asks for nothing new w
 asked for again. Exactly once is the send ledger's job (campaign.py), not the sensor's.
 """
 
+import hashlib
 import time
+import uuid
 from datetime import UTC, datetime
 
 import dagster as dg
 
-from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
+from dotdyn_pipeline.connectors.dataverse import DataverseClient
+from dotdyn_pipeline.connectors.dataverse.odata import literal
+from dotdyn_pipeline.connectors.http import calls_made
+from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import account_tags, partition_account, registered_partitions
 from dotdyn_pipeline.defs.audience.changes import CURSOR
 from dotdyn_pipeline.defs.audience.jobs import IN_PROCESS, audience_job
 from dotdyn_pipeline.defs.consent.sensors import WAITING
 from dotdyn_pipeline.defs.sends.campaign import SendSettings, execute_send
 from dotdyn_pipeline.defs.sends.requests import SCHEDULED, CampaignSendRequest, due_sends
+from dotdyn_pipeline.defs.sends.triggered import (
+    SINGLE_COLUMNS,
+    SINGLE_TABLE,
+    TriggeredSender,
+    TriggeredSendRequest,
+    due_triggered_sends,
+)
 from dotdyn_pipeline.resources import DataverseResource, DotdigitalResource, StateStoreResource
 from dotdyn_pipeline.settings import Settings
 from dotdyn_pipeline.state import AccountPartition, StateStore
 
 SEND_JOB = "campaign_send"
+TRIGGERED_JOB, TRIGGERED_ASSET = "triggered_send", "triggered_sends"
 AUDIENCE_JOB = audience_job.name
 SEND_ASSET = "campaign_sends"
 SEND_TAG, CAMPAIGN_TAG, LISTS_TAG = "dotdyn/email_send_id", "dotdyn/campaign", "dotdyn/lists"
@@ -69,6 +82,52 @@ def campaign_sends(context: dg.AssetExecutionContext, config: CampaignSendConfig
         "dotdigital_calls": dg.MetadataValue.int(done.dotdigital_calls),
         "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
     })
+
+
+@dg.asset(name=TRIGGERED_ASSET, group_name="sends", partitions_def=email_account_partitions, kinds={"dotdigital"},
+          pool="dotdigital",
+          description="Triggered sends requested in Dynamics (esc_emailsinglesend) for one account: each due row "
+                      "sent once, with its personalisation, and its outcome written back.")
+def triggered_sends(context: dg.AssetExecutionContext, dataverse: DataverseResource, dotdigital: DotdigitalResource,
+                    state: StateStoreResource) -> dg.MaterializeResult:
+    started, account = time.monotonic(), partition_account(context, state)
+    outcomes: dict[str, int] = {}
+    with dataverse.client() as crm:
+        due = due_triggered_sends(crm, datetime.now(UTC), account)
+        with state.open() as store:
+            unfinished = {attempt.send_key for attempt in store.sends.open_attempts(account)}
+            due_keys = {request.send_key for request in due}
+            requests = due + [request for request in _unfinished_rows(crm, unfinished - due_keys)]
+            with email_account(crm, account).dotdigital(dotdigital) as client:
+                sender = TriggeredSender(crm, client, store, context.run.run_id)
+                for request in requests:
+                    attempt = sender.execute(request)
+                    if attempt is not None:
+                        outcomes[attempt.outcome or "Sending"] = outcomes.get(attempt.outcome or "Sending", 0) + 1
+                        if attempt.outcome == "Failed":
+                            context.log.warning(f"{request.name} ({request.id}): {attempt.message}")
+                calls = calls_made(client.counter.snapshot())
+    return dg.MaterializeResult(metadata={
+        "due": dg.MetadataValue.int(len(requests)),
+        **{f"sends_{outcome.lower()}": dg.MetadataValue.int(n) for outcome, n in sorted(outcomes.items())},
+        "dotdigital_calls": dg.MetadataValue.int(calls),
+        "duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+    })
+
+
+def _unfinished_rows(crm: DataverseClient, send_keys: set[str]) -> list[TriggeredSendRequest]:
+    """The rows of triggered sends a stopped run left unfinished, whatever their status says now."""
+    ids = sorted(key.split(":", 1)[1] for key in send_keys if key.startswith(f"{SINGLE_TABLE}:"))
+    if not ids:
+        return []
+    condition = " or ".join(f"esc_emailsinglesendid eq {literal(uuid.UUID(row_id))}" for row_id in ids)
+    return [TriggeredSendRequest.from_row(row) for page in crm.read(SINGLE_TABLE, SINGLE_COLUMNS, filter=condition)
+            for row in page]
+
+
+triggered_send_job = dg.define_asset_job(
+    TRIGGERED_JOB, selection=dg.AssetSelection.assets(TRIGGERED_ASSET), executor_def=dg.in_process_executor,
+    description="Send one account's due triggered sends requested in Dynamics.")
 
 
 campaign_send_job = dg.define_asset_job(
@@ -144,3 +203,40 @@ def campaign_sends_sensor(context: dg.SensorEvaluationContext, dataverse: Datave
     with state.open() as store:
         runs = send_requests(context.instance, store, requests)
     return runs or dg.SkipReason(f"{len(requests)} send(s) due or under way; none needs a run now")
+
+
+def triggered_requests(instance: dg.DagsterInstance, store: StateStore,
+                       requests: list[TriggeredSendRequest]) -> list[dg.RunRequest]:
+    """A run per account with due triggered sends (or sends a stopped run left), unless one is waiting or running."""
+    partitions = {partition.account_id: partition for partition in registered_partitions(instance, store)}
+    work: dict[str, list[str]] = {}
+    for request in requests:
+        work.setdefault(request.account_id, []).append(request.send_key)
+    for account in partitions:
+        work.setdefault(account, []).extend(attempt.send_key for attempt in store.sends.open_attempts(account)
+                                            if attempt.send_key.startswith(f"{SINGLE_TABLE}:"))
+    runs = []
+    for account, keys in sorted(work.items()):
+        partition = partitions.get(account)
+        if partition is None or not keys:
+            continue
+        previous = _latest_run(instance, TRIGGERED_JOB, {"dagster/partition": partition.key})
+        if _busy(previous):
+            continue
+        digest = hashlib.sha256("\n".join([previous.run_id if previous else "", *sorted(keys)]).encode())
+        runs.append(dg.RunRequest(job_name=TRIGGERED_JOB, partition_key=partition.key,
+                                  run_key=f"triggered:{account}:{digest.hexdigest()[:16]}",
+                                  tags={"dotdyn/triggered_sends": str(len(keys)), **account_tags(partition)}))
+    return runs
+
+
+@dg.sensor(name="triggered_sends", jobs=[triggered_send_job], minimum_interval_seconds=_SETTINGS.send_interval,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Asks for a run per account with triggered sends due in Dynamics.")
+def triggered_sends_sensor(context: dg.SensorEvaluationContext, dataverse: DataverseResource,
+                           state: StateStoreResource):
+    with dataverse.client() as crm:
+        requests = due_triggered_sends(crm, datetime.now(UTC))
+    with state.open() as store:
+        runs = triggered_requests(context.instance, store, requests)
+    return runs or dg.SkipReason(f"{len(requests)} triggered send(s) due; none needs a run now")

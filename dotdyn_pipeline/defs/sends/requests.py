@@ -54,7 +54,7 @@ class CampaignSendRequest:
         return self.status == SCHEDULED and (self.send_date is None or self.send_date <= now)
 
 
-def _moment(text: str | None) -> datetime | None:
+def moment(text: str | None) -> datetime | None:
     if not text:
         return None
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -107,7 +107,7 @@ def _request(row: dict[str, Any], campaigns: dict[str, int], list_ids: tuple[str
         id=row["esc_emailsendid"], name=row.get("esc_name") or row["esc_emailsendid"],
         account_id=row.get("_esc_emailaccountid_value") or "",
         campaign_id=campaigns.get(row.get("_esc_emailcampaignid_value") or ""), list_ids=list_ids,
-        send_date=_moment(row.get("esc_senddate")), status=row.get("esc_status") or "", split_test=split_test,
+        send_date=moment(row.get("esc_senddate")), status=row.get("esc_status") or "", split_test=split_test,
         allow_repeat_sends=row.get("esc_allowrepeatsends") is True, created_by=row.get("_createdby_value"),
         modified_on=row.get("modifiedon") or "", problem=problem)
 
