@@ -86,11 +86,24 @@ def run_demo(sandbox_dir: str | None = None, ui: bool = False, port: int = 3000)
                 stop_if_interrupted(result)
                 ok &= result.success
                 print(engagement_summary(first, last, result), flush=True)
+            ok &= run_sends(contract, instance, defs, accounts)
         if ui:
             stops = "it" if sandbox_dir else "it and the sandbox"
             print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops {stops})", flush=True)
             return serve_ui("127.0.0.1", port)
     return 0 if ok else 1
+
+
+def run_sends(contract: dict[str, Any], instance: Any, defs: Any, accounts: list[AccountPartition]) -> bool:
+    """Schedule the demo's sends in Dynamics (demo_sends.py), process those due as the sensors would, print them;
+    whether every run succeeded."""
+    from dotdyn_pipeline.demo_sends import process_due_sends, schedule_sends
+
+    for account in accounts:
+        schedule_sends(contract, account.account_id)
+    lines = process_due_sends(instance, defs, QUIET)
+    print("sends due in Dynamics:\n" + "\n".join(lines or ["  none"]), flush=True)
+    return not any("FAILED" in line for line in lines)
 
 
 def stop_if_interrupted(result: Any) -> None:
