@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from dotdyn_pipeline.bench.contract import dotdigital_http
-from dotdyn_pipeline.defs.sends.assets import SEND_TAG, campaign_sends_sensor, triggered_sends_sensor
+from dotdyn_pipeline.defs.sends.assets import SEND_TAG, campaign_sends_sensor, send_requests, triggered_sends_sensor
+from dotdyn_pipeline.defs.sends.requests import due_sends
 from dotdyn_pipeline.state import StateStore
 from dotdyn_pipeline_tests.conftest import trust
 from dotdyn_pipeline_tests.sandbox.dataverse_helpers import ODATA_HEADERS, token_response
@@ -150,6 +151,8 @@ def test_a_send_reaches_its_lists_consenting_members_once_and_is_written_back(wo
     expected = _subscribed(world, account, lists) - before
     send_id = _new_send(world, account, [row["listid"] for row in lists], campaign_row, MANAGER)
 
+    ticks = [[r.run_key for r in _sensor_runs(pipeline) if r.tags.get(SEND_TAG) == send_id] for _ in range(2)]
+    assert len(ticks[0]) == 1 and ticks[0] == ticks[1], "two ticks before the run ask for the same run"
     result = _run_send(pipeline, send_id)
     assert result.success
     row = _send_row(world, send_id)
@@ -202,6 +205,20 @@ def test_a_split_test_passes_its_options_and_a_future_send_waits_for_its_date(wo
                                                                "testPeriodHours": 1}
     assert _send_row(world, split)["esc_status"] == "Sent"
     assert _send_row(world, waiting)["esc_status"] == "Scheduled"
+
+
+def test_a_send_whose_books_are_stale_waits_for_its_account_s_audience_sync(world, pipeline, account, store):
+    lists = _lists(world, account)[:1]
+    campaign_row, _ = _campaign(world, account, 2)
+    send_id = _new_send(world, account, [lists[0]["listid"]], campaign_row, MANAGER)
+    with dg.build_resources({"dataverse": pipeline.defs.resources["dataverse"]}) as built, \
+            built.dataverse.client() as crm:  # what the sensor reads
+        due = [request for request in due_sends(crm, datetime.now(UTC)) if request.id == send_id]
+    stale = send_requests(pipeline.instance, store, due, max_sync_age=1e-6)
+    assert [(r.job_name, r.partition_key) for r in stale] == [("audience_sync", pipeline.key(account))]
+    fresh = send_requests(pipeline.instance, store, due, max_sync_age=3600)
+    assert [(r.job_name, r.tags[SEND_TAG]) for r in fresh] == [("campaign_send", send_id)]
+    world.put_row("esc_emailsends", {"esc_emailsendid": send_id, "esc_status": "Cancelled"})  # not sent after all
 
 
 def test_only_a_marketing_manager_s_send_is_executed(world, pipeline, account):

@@ -164,9 +164,10 @@ def _refresh(instance: dg.DagsterInstance, partition: AccountPartition, request:
                          tags=account_tags(partition))
 
 
-def send_requests(instance: dg.DagsterInstance, store: StateStore,
-                  requests: list[CampaignSendRequest]) -> list[dg.RunRequest]:
-    """A run for each send that needs one now, or its account's audience sync first."""
+def send_requests(instance: dg.DagsterInstance, store: StateStore, requests: list[CampaignSendRequest],
+                  max_sync_age: float) -> list[dg.RunRequest]:
+    """A run for each send that needs one now, or its account's audience sync first when its books were synced
+    longer than `max_sync_age` seconds ago."""
     partitions = {partition.account_id: partition for partition in registered_partitions(instance, store)}
     runs, refreshing = [], set()
     for request in requests:
@@ -177,7 +178,7 @@ def send_requests(instance: dg.DagsterInstance, store: StateStore,
         previous = _latest_run(instance, SEND_JOB, {SEND_TAG: request.id})
         if _busy(previous):
             continue
-        if latest is None and not _books_fresh(store, request.account_id, _SETTINGS.send_max_sync_age):
+        if latest is None and not _books_fresh(store, request.account_id, max_sync_age):
             if request.account_id not in refreshing:
                 refreshing.add(request.account_id)
                 runs += [run for run in [_refresh(instance, partition, request)] if run]
@@ -201,7 +202,7 @@ def campaign_sends_sensor(context: dg.SensorEvaluationContext, dataverse: Datave
     with dataverse.client() as crm:
         requests = due_sends(crm, datetime.now(UTC))
     with state.open() as store:
-        runs = send_requests(context.instance, store, requests)
+        runs = send_requests(context.instance, store, requests, Settings.from_env().send_max_sync_age)
     return runs or dg.SkipReason(f"{len(requests)} send(s) due or under way; none needs a run now")
 
 
