@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from dotdyn_pipeline.bench.contract import dotdigital_http
+from dotdyn_pipeline.defs.engagement.windows import range_tags
 from dotdyn_pipeline.defs.sends.assets import SEND_TAG, campaign_sends_sensor, send_requests, triggered_sends_sensor
 from dotdyn_pipeline.defs.sends.requests import due_sends
 from dotdyn_pipeline.state import StateStore
@@ -379,3 +380,20 @@ def test_a_triggered_send_whose_run_died_during_the_call_is_never_sent_again_by_
     row = _single_row(world, row_id)
     assert row["esc_status"] == "Failed" and "may have been sent" in row["esc_resultmessage"]
     assert len(_triggered_made(world, account, TRIGGERED + 1)) == before + sent
+
+
+def test_what_a_send_produced_comes_back_through_the_engagement_flow(world, pipeline, account):
+    """The whole loop in the sandbox: a send of an unsent campaign of the account, then today's engagement
+    import writes one send summary per recipient of that campaign to Dynamics."""
+    lists = _lists(world, account)[:1]
+    campaign_row, campaign = _campaign(world, account, 0, "Unsent")  # the draft the first test left, if it ran
+    send_id = _new_send(world, account, [lists[0]["listid"]], campaign_row, MANAGER)
+    assert _run_send(pipeline, send_id).success
+    recipients = _send_row(world, send_id)["esc_recipients"]
+    today = datetime.now(UTC).date()
+    engaged = pipeline.defs.resolve_job_def("engagement_sync").execute_in_process(
+        instance=pipeline.instance, raise_on_error=False, tags=range_tags(pipeline.key(account), today, today))
+    assert engaged.success
+    summaries = [row for row in world.rows("esc_emailcampaigncontactsummaries")
+                 if row["_esc_emailaccountid_value"] == account and row.get("esc_dotdigitalcampaignid") == campaign]
+    assert recipients > 0 and len(summaries) == recipients
