@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -23,12 +24,31 @@ import psutil
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: How often a stopping tree is looked at.
 POLL_INTERVAL = 0.1
+#: How long after a stop lost in a finalizer it is sent again (long enough to be out of the finalizer).
+REDELIVERY_DELAY = 0.01
 #: How long killed processes are given to disappear (SIGKILL cannot be refused; this only waits for the kernel).
 KILL_WAIT = 2.0
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _delivering_again(previous_hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An unraisable-exception hook for the block of `stop_signals_interrupt`.
+
+    Python runs a signal's handler wherever the main thread is, a finalizer included (an object's `__del__`, a
+    weakref callback of a garbage collection), and ignores what a finalizer raises: a stop landing there would be
+    lost, and the command would go on as if never asked to stop. Such a stop is sent again, to land in the code the
+    finalizer interrupted; anything else goes to `previous_hook`."""
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # From another thread, a moment later: the hook itself still runs within the finalizer, where a
+            # signal's handler would raise into the same void. Should it land in a finalizer again, so it goes.
+            threading.Timer(REDELIVERY_DELAY, signal.raise_signal, (signal.SIGINT,)).start()
+        else:
+            previous_hook(unraisable)
+    return hook
 
 
 @contextmanager
@@ -38,16 +58,19 @@ def stop_signals_interrupt() -> Iterator[None]:
 
     SIGINT is handled even when the shell that started this process ignored it (as a script's background job
     does): the children then start with SIGINT at its default and obey the interrupt they are sent. A SIGHUP
-    that is ignored (under nohup) stays ignored.
+    that is ignored (under nohup) stays ignored. A stop that lands in a finalizer is sent again (`_delivering_again`).
     """
     previous: dict[int, Any] = {}
     for signum in STOP_SIGNALS:
         if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
             continue
         previous[signum] = signal.signal(signum, _raise_interrupt)
+    hook = sys.unraisablehook
+    sys.unraisablehook = _delivering_again(hook)
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
