@@ -284,9 +284,11 @@ class DataverseClient:
     # -- reads ------------------------------------------------------------------------------------
 
     def read(self, entity: str, select: Iterable[str], *, filter: str | None = None,
-             orderby: Sequence[str] | str | None = None) -> Iterator[list[Row]]:
-        """Every matching row of table `entity`, one page (up to `max_page_size` rows) at a time."""
-        url = f"{self.entity_set_name(entity)}?{odata.query(select, filter, orderby)}"
+             orderby: Sequence[str] | str | None = None, expand: str | None = None) -> Iterator[list[Row]]:
+        """Every matching row of table `entity`, one page (up to `max_page_size` rows) at a time; `expand` is an
+        OData `$expand` value (related rows nested in each row)."""
+        options = odata.query(select, filter, orderby, **({"expand": expand} if expand else {}))
+        url = f"{self.entity_set_name(entity)}?{options}"
         for body in self._pages(url, kind="read", prefer=self._paged):
             yield body["value"]
 

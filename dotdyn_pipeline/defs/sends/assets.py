@@ -21,10 +21,9 @@ from dotdyn_pipeline.connectors.dataverse.odata import literal
 from dotdyn_pipeline.connectors.http import calls_made
 from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import account_tags, partition_account, registered_partitions
-from dotdyn_pipeline.defs.audience.changes import CURSOR
 from dotdyn_pipeline.defs.audience.jobs import IN_PROCESS, audience_job
 from dotdyn_pipeline.defs.consent.sensors import WAITING
-from dotdyn_pipeline.defs.sends.campaign import SendSettings, execute_send
+from dotdyn_pipeline.defs.sends.campaign import SendSettings, books_fresh, execute_send
 from dotdyn_pipeline.defs.sends.requests import SCHEDULED, CampaignSendRequest, due_sends
 from dotdyn_pipeline.defs.sends.triggered import (
     SINGLE_COLUMNS,
@@ -140,15 +139,6 @@ def _latest_run(instance: dg.DagsterInstance, job: str, tags: dict[str, str]) ->
     return records[0].dagster_run if records else None
 
 
-def _books_fresh(store: StateStore, account: str, max_age: float) -> bool:
-    cursor = store.get_cursor(account, CURSOR)
-    if not max_age:
-        return True
-    if cursor is None or not cursor.watermark:
-        return False
-    return (datetime.now(UTC) - datetime.fromisoformat(cursor.watermark)).total_seconds() <= max_age
-
-
 def _busy(run: dg.DagsterRun | None) -> bool:
     return run is not None and (run.status in WAITING or run.status == dg.DagsterRunStatus.STARTED)
 
@@ -178,7 +168,7 @@ def send_requests(instance: dg.DagsterInstance, store: StateStore, requests: lis
         previous = _latest_run(instance, SEND_JOB, {SEND_TAG: request.id})
         if _busy(previous):
             continue
-        if latest is None and not _books_fresh(store, request.account_id, max_sync_age):
+        if latest is None and not books_fresh(store, request.account_id, max_sync_age):
             if request.account_id not in refreshing:
                 refreshing.add(request.account_id)
                 runs += [run for run in [_refresh(instance, partition, request)] if run]

@@ -61,6 +61,20 @@ WRITTEN = "written"
 RESULT_MESSAGE_MAX = 2000
 
 
+def books_synced_at(store: StateStore, account: str) -> datetime | None:
+    """When the account's audience sync last brought its address books up to date, or None if never."""
+    cursor = store.get_cursor(account, CURSOR)
+    return datetime.fromisoformat(cursor.watermark) if cursor and cursor.watermark else None
+
+
+def books_fresh(store: StateStore, account: str, max_age: float) -> bool:
+    """Whether the account's books were synced at most `max_age` seconds ago (0: any age will do)."""
+    if not max_age:
+        return True
+    synced = books_synced_at(store, account)
+    return synced is not None and (datetime.now(UTC) - synced).total_seconds() <= max_age
+
+
 @dataclass(frozen=True)
 class SendSettings:
     max_sync_age: float  # seconds; 0: the lists' books are not checked for age
@@ -138,12 +152,9 @@ class CampaignSender:
         return self._stale_books(request)
 
     def _stale_books(self, request: CampaignSendRequest) -> str | None:
-        if not self.settings.max_sync_age:
+        if books_fresh(self.store, request.account_id, self.settings.max_sync_age):
             return None
-        cursor = self.store.get_cursor(request.account_id, CURSOR)
-        synced = datetime.fromisoformat(cursor.watermark) if cursor and cursor.watermark else None
-        if synced is not None and (datetime.now(UTC) - synced).total_seconds() <= self.settings.max_sync_age:
-            return None
+        synced = books_synced_at(self.store, request.account_id)
         when = f"last synced at {synced.isoformat(timespec='seconds')}" if synced else "never synced"
         return (f"Not sent: the lists' address books were {when}, longer ago than DOTDYN_SEND_MAX_SYNC_AGE "
                 f"({self.settings.max_sync_age:g} s) allows; run the account's audience sync, then set the send "

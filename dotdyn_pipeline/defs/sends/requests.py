@@ -85,20 +85,20 @@ def _campaign_ids(crm: DataverseClient, rows: list[dict[str, Any]]) -> dict[str,
             for row in page if row.get("esc_dotdigitalcampaignid") is not None}
 
 
-def _lists(crm: DataverseClient, row: dict[str, Any]) -> tuple[str, ...]:
-    """The row's list lookup and the lists of its many-to-many relationship, each once, in that order."""
-    related = crm.get(f"{crm.entity_set_name(SEND_TABLE)}({row['esc_emailsendid']})/{LISTS_NAVIGATION}"
-                      "?$select=listid")["value"]
-    ids = [row.get("_esc_listid_value"), *(item["listid"] for item in related)]
+def _lists(row: dict[str, Any]) -> tuple[str, ...]:
+    """The row's list lookup and the lists of its many-to-many relationship (expanded in the row), each once, in
+    that order."""
+    ids = [row.get("_esc_listid_value"), *(item["listid"] for item in row.get(LISTS_NAVIGATION) or ())]
     return tuple(dict.fromkeys(value for value in ids if value))
 
 
 def campaign_sends(crm: DataverseClient, *, condition: str) -> list[CampaignSendRequest]:
-    """The esc_emailsend rows that match the OData `condition`, oldest first."""
-    rows = [row for page in crm.read(SEND_TABLE, SEND_COLUMNS, filter=condition, orderby="createdon")
+    """The esc_emailsend rows that match the OData `condition`, oldest first, with the lists each names."""
+    rows = [row for page in crm.read(SEND_TABLE, SEND_COLUMNS, filter=condition, orderby="createdon",
+                                     expand=f"{LISTS_NAVIGATION}($select=listid)")
             for row in page]
     campaigns = _campaign_ids(crm, rows)
-    return [_request(row, campaigns, _lists(crm, row)) for row in rows]
+    return [_request(row, campaigns, _lists(row)) for row in rows]
 
 
 def _request(row: dict[str, Any], campaigns: dict[str, int], list_ids: tuple[str, ...]) -> CampaignSendRequest:
