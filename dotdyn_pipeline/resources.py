@@ -71,6 +71,9 @@ class DotdigitalResource(dg.ConfigurableResource):
     base_url: str = DEFAULT_BASE_URL
     ca_bundle: str | None = None
     max_active_imports: int = 10
+    #: Seconds from an import's upload to the first look at its status while the account's import throughput is
+    #: not yet known (the connector's `poll_initial`).
+    import_first_poll: float = 2.0
     secret_prefix: str = DEFAULT_SECRET_PREFIX
     secret_names: list[str] = []
 
@@ -93,7 +96,8 @@ class DotdigitalResource(dg.ConfigurableResource):
                                 f"variable {secret_name!r}, which is not set")
         return connect(DotdigitalConfig(api_user=api_user, api_password=password, base_url=self.base_url,
                                         transport=transport, ca_bundle=self.ca_bundle or None,
-                                        max_active_imports=self.max_active_imports))
+                                        max_active_imports=self.max_active_imports,
+                                        poll_initial=self.import_first_poll))
 
 
 def state_store_resource(settings: Settings | None = None) -> StateStoreResource:
@@ -116,5 +120,6 @@ def resources() -> dict[str, dg.ConfigurableResource]:
             change_tracking=settings.dataverse_change_tracking, token_scope=settings.token_scope),
         "dotdigital": DotdigitalResource(base_url=settings.dotdigital_url, ca_bundle=settings.ca_bundle,
                                          secret_prefix=settings.secret_prefix,
-                                         secret_names=sorted(settings.secret_names)),
+                                         secret_names=sorted(settings.secret_names),
+                                         import_first_poll=settings.import_first_poll),
     }

@@ -122,6 +122,7 @@ class Settings:
     send_interval: int
     send_max_sync_age: float
     send_follow_seconds: float
+    import_first_poll: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -158,6 +159,7 @@ class Settings:
             send_interval=read("DOTDYN_SEND_INTERVAL", "60", _number(int, 1)),
             send_max_sync_age=read("DOTDYN_SEND_MAX_SYNC_AGE", "3600", _number(float, 0)),
             send_follow_seconds=read("DOTDYN_SEND_FOLLOW_SECONDS", "600", _number(float, 0)),
+            import_first_poll=read("DOTDYN_IMPORT_FIRST_POLL", "2", _number(float, 0)),
         )
 
     @property
