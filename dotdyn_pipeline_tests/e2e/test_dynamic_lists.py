@@ -164,3 +164,35 @@ def test_a_list_switched_from_static_to_dynamic_and_back_keeps_only_what_its_def
     assert result.success
     assert _book_emails(world, account, static["listid"]) == as_static
     _assert_books_match(world, account)
+
+
+def test_list_members_are_read_only_while_a_static_list_is_activated_and_then_from_where_they_were(world, pipeline,
+                                                                                                   dynamic):
+    account = dynamic[0]
+    static = [row for row in world.rows("lists") if row["esc_activatedforemail"] and not row["type"]
+              and row["statecode"] == 0]
+    chosen = next(row for row in static if row["_esc_emailaccountid_value"] == account and row["createdfromcode"] == 2
+                  and _book_emails(world, account, row["listid"]))["listid"]
+    emails = {c["contactid"]: (c.get("emailaddress1") or "").strip().lower() for c in world.rows("contacts")}
+    links = [m for m in world.rows("listmembers") if m["_listid_value"] == chosen]
+    booked = _book_emails(world, account, chosen)
+    leaver = next(m for m in links if emails.get(m["_entityid_value"]) in booked
+                  and sum(other["_entityid_value"] == m["_entityid_value"] for other in links) == 1)
+    try:
+        for row in static:  # every account's static lists: only dynamic lists are left to sync
+            world.put_row("lists", {"listid": row["listid"], "esc_activatedforemail": False})
+        result = pipeline.sync(account)
+        extract = facts(result)["crm_list_members"]
+        assert result.success and extract["read_mode"] == "skipped" and extract["dataverse_requests"] == 0
+        _assert_books_match(world, account)
+
+        world.delete_row("listmembers", leaver["listmemberid"])  # while no one reads the list members
+        world.put_row("lists", {"listid": chosen, "esc_activatedforemail": True})
+        result = pipeline.sync(account)
+        extract = facts(result)["crm_list_members"]
+        assert result.success and extract["read_mode"] == "delta" and extract["rows_deleted"] >= 1
+        _assert_books_match(world, account)
+        assert emails[leaver["_entityid_value"]] not in _book_emails(world, account, chosen)
+    finally:
+        for row in static:
+            world.put_row("lists", {"listid": row["listid"], "esc_activatedforemail": True})

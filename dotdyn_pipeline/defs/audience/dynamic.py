@@ -119,6 +119,7 @@ def _table(outcomes: list[ListOutcome]) -> str:
 @dg.asset(
     group_name="audience", partitions_def=email_account_partitions, deps=[crm_marketing_lists],
     kinds={"dataverse"}, pool="dataverse",
+    op_tags={"dagster/priority": "1"},  # on the longest path of a run: beside the largest extracts, not after them
     check_specs=[dg.AssetCheckSpec(QUERIES_CHECK, asset="dynamic_list_members",
                                    description="Warns while a dynamic list's query fails (its book is held back).")],
     description="The members of the account's dynamic lists: what each list's FetchXML query selects now.",

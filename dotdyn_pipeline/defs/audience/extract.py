@@ -7,6 +7,9 @@ page of changes marks the addresses it touches, so that each account's sync can 
 (changes.py).
 A lease keeps two runs (of two accounts) from extracting the same table at once; it ends with the run that
 holds it (state/leases.py).
+A table no account needs is not read: list members while no account has an email-activated static list (a
+dynamic list's members are its query's, dynamic.py). Its cursor stays where it was, so the first read once a
+static list is activated takes the changes since then (or everything, the first time).
 """
 
 import time
@@ -53,26 +56,34 @@ class CrmTable:
     logical_name: str
     columns: tuple[str, ...]
     description: str
-    to_mirror: Callable[[dict[str, Any]], MirrorRow]
+    to_mirror: Callable[[dict[str, Any]], MirrorRow]  # a row read, its annotations taken out
     mapped: bool = False  # add the attributes that data mappings name for this table
     #: Start before the other tables when steps run side by side: the largest tables, and what they wait on, so
     #: that the longest path through the run starts at once.
     first: bool = False
+    #: Why no account needs the table now (then it is not read), or None when one does.
+    unneeded: Callable[[StateStore], str | None] = lambda store: None
 
 
-def _clean(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in row.items() if "@" not in key}
+def without_annotations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`rows` without their OData annotations (`@odata.etag` and the like), which the mirror does not keep. The
+    page's annotation names are found once and taken out of each row in place: a million rows are not copied."""
+    annotations = [key for key in set().union(*rows) if "@" in key]
+    for row in rows:
+        for key in annotations:
+            row.pop(key, None)
+    return rows
 
 
 def _person(primary: str) -> Callable[[dict[str, Any]], MirrorRow]:
     def to_mirror(row: dict[str, Any]) -> MirrorRow:
-        return MirrorRow(row[primary], _clean(row), email_key=address_key(row.get("emailaddress1")),
+        return MirrorRow(row[primary], row, email_key=address_key(row.get("emailaddress1")),
                          opted_out=bool(row.get("donotbulkemail") or row.get("donotemail")))
     return to_mirror
 
 
 def _plain(primary: str) -> Callable[[dict[str, Any]], MirrorRow]:
-    return lambda row: MirrorRow(row[primary], _clean(row))
+    return lambda row: MirrorRow(row[primary], row)
 
 
 def _list_member(row: dict[str, Any]) -> MirrorRow:
@@ -80,6 +91,12 @@ def _list_member(row: dict[str, Any]) -> MirrorRow:
     # that copy would cost a large first read time for nothing.
     return MirrorRow(row["listmemberid"], {}, parent_id=row.get("_listid_value"),
                      ref_id=row.get("_entityid_value"))
+
+
+def _no_static_list_activated(store: StateStore) -> str | None:
+    activated = (row for row in store.mirror.rows("list")
+                 if row.get("esc_activatedforemail") and row.get("statecode", 0) == 0 and not row.get("type"))
+    return None if next(activated, None) else "no account has an email-activated static list"
 
 
 DATA_MAPPINGS = CrmTable(
@@ -93,10 +110,11 @@ MARKETING_LISTS = CrmTable(
     ("listid", "listname", "type", "query", "createdfromcode", "statecode", "esc_activatedforemail",
      "_esc_emailaccountid_value", "esc_addressbookid"),
     "Marketing lists: which sync to email, their account, their address book and a dynamic list's query.",
-    _plain("listid"))
+    _plain("listid"), first=True)
 LIST_MEMBERS = CrmTable(
     "crm_list_members", "listmember", ("listmemberid", "_listid_value", "_entityid_value"),
-    "Who is on each marketing list (contacts, leads and accounts).", _list_member, first=True)
+    "Who is on each static marketing list (contacts, leads and accounts); read while some account has an "
+    "email-activated static list.", _list_member, first=True, unneeded=_no_static_list_activated)
 PEOPLE = tuple(
     CrmTable(f"crm_{plural}", name, (f"{name}id", *PERSON_COLUMNS), f"CRM {plural}: email, consent, mapped attributes.",
              _person(f"{name}id"), mapped=True, first=name == "contact")
@@ -128,6 +146,10 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
     """Bring the mirror of `table` up to date; report what changed."""
     started = time.monotonic()
     name = table.logical_name
+    if reason := table.unneeded(store):
+        context.log.info("%s: not read: %s", name, reason)
+        return dg.MaterializeResult(metadata={"read_mode": "skipped", "skipped_because": reason,
+                                              "dataverse_requests": dg.MetadataValue.int(0)})
     with store.leases.hold(f"extract:{name}", Holder(context.run.run_id), EXTRACT_LEASE_TTL, EXTRACT_LEASE_WAIT,
                            run_alive=run_in_progress(context.instance)), dataverse.client() as client:
         select = select_for(table, store, client)
@@ -145,7 +167,7 @@ def extract(table: CrmTable, context: dg.AssetExecutionContext, dataverse: Datav
             # the next pages arrive while this one is written to the mirror
             for page in in_transactions(store, read_ahead(read), ROWS_PER_COMMIT):
                 pages += 1
-                rows = [table.to_mirror(row) for row in page.rows]
+                rows = [table.to_mirror(row) for row in without_annotations(page.rows)]
                 if read.mode != "full":
                     marked += mark_page(store, name, rows, page.deleted, PERSON_TABLES, LIST_MEMBERS.logical_name)
                 changed += write(rows)
@@ -205,6 +227,6 @@ def extract_asset(table: CrmTable, deps: tuple[str, ...] = ()) -> dg.AssetsDefin
 
 crm_data_mappings = extract_asset(DATA_MAPPINGS)
 crm_marketing_lists = extract_asset(MARKETING_LISTS)
-crm_list_members = extract_asset(LIST_MEMBERS)
+crm_list_members = extract_asset(LIST_MEMBERS, deps=(MARKETING_LISTS.asset_name,))
 crm_contacts, crm_leads, crm_accounts = (extract_asset(t, deps=(DATA_MAPPINGS.asset_name,)) for t in PEOPLE)
 EXTRACT_ASSETS = (crm_data_mappings, crm_marketing_lists, crm_list_members, crm_contacts, crm_leads, crm_accounts)
