@@ -59,7 +59,8 @@ class CrmTable:
     to_mirror: Callable[[dict[str, Any]], MirrorRow]  # a row read, its annotations taken out
     mapped: bool = False  # add the attributes that data mappings name for this table
     #: Start before the other tables when steps run side by side: the largest tables, and what they wait on, so
-    #: that the longest path through the run starts at once.
+    #: that the longest path through the run starts at once. The other tables still start before the account's
+    #: own steps, so that a small table never holds back the members' step after the largest read has ended.
     first: bool = False
     #: Why no account needs the table now (then it is not read), or None when one does.
     unneeded: Callable[[StateStore], str | None] = lambda store: None
@@ -216,7 +217,7 @@ def in_transactions(store: StateStore, pages: Iterable[ChangePage], rows_per_com
 def extract_asset(table: CrmTable, deps: tuple[str, ...] = ()) -> dg.AssetsDefinition:
     @dg.asset(name=table.asset_name, group_name="audience", kinds={"dataverse"}, pool="dataverse",
               deps=list(deps), description=table.description,
-              op_tags={"dagster/priority": "1"} if table.first else None)
+              op_tags={"dagster/priority": "2" if table.first else "1"})
     def _extract(context: dg.AssetExecutionContext, dataverse: DataverseResource,
                  state: StateStoreResource) -> dg.MaterializeResult:
         with state.open() as store:
