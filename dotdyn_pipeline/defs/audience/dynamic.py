@@ -26,8 +26,8 @@ from dotdyn_pipeline.connectors.http import calls_made
 from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.audience.changes import require_full_sync
-from dotdyn_pipeline.defs.audience.extract import MEMBER_TYPES, PERSON_TABLES, crm_marketing_lists
-from dotdyn_pipeline.defs.audience.members import account_lists, is_dynamic
+from dotdyn_pipeline.defs.audience.extract import MEMBER_TYPES, PERSON_TABLES, crm_marketing_lists, is_dynamic
+from dotdyn_pipeline.defs.audience.members import account_lists
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
 from dotdyn_pipeline.state import StateStore
 

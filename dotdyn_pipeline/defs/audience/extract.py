@@ -94,10 +94,20 @@ def _list_member(row: dict[str, Any]) -> MirrorRow:
                      ref_id=row.get("_entityid_value"))
 
 
+def activated_lists(store: StateStore) -> Iterator[dict[str, Any]]:
+    """Every account's active marketing lists that are activated for email, as the mirror holds them."""
+    return (row for row in store.mirror.rows("list")
+            if row.get("esc_activatedforemail") and row.get("statecode", 0) == 0)
+
+
+def is_dynamic(row: dict[str, Any]) -> bool:
+    """Whether a list is dynamic (`type` true): its members are what its query selects, not listmember rows."""
+    return bool(row.get("type"))
+
+
 def _no_static_list_activated(store: StateStore) -> str | None:
-    activated = (row for row in store.mirror.rows("list")
-                 if row.get("esc_activatedforemail") and row.get("statecode", 0) == 0 and not row.get("type"))
-    return None if next(activated, None) else "no account has an email-activated static list"
+    static = (row for row in activated_lists(store) if not is_dynamic(row))
+    return None if next(static, None) else "no account has an email-activated static list"
 
 
 DATA_MAPPINGS = CrmTable(

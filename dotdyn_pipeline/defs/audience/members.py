@@ -20,7 +20,14 @@ from pydantic import Field
 from dotdyn_pipeline.defs.accounts.accounts import email_account_partitions
 from dotdyn_pipeline.defs.accounts.partitions import partition_account
 from dotdyn_pipeline.defs.audience.changes import SCOPE_ATTR, Scope, scope_for
-from dotdyn_pipeline.defs.audience.extract import EXTRACT_ASSETS, LIST_MEMBERS, MEMBER_TYPES, PERSON_TABLES
+from dotdyn_pipeline.defs.audience.extract import (
+    EXTRACT_ASSETS,
+    LIST_MEMBERS,
+    MEMBER_TYPES,
+    PERSON_TABLES,
+    activated_lists,
+    is_dynamic,
+)
 from dotdyn_pipeline.defs.audience.mappings import Attributes, DataMapping, check_mappings, mapping_rows
 from dotdyn_pipeline.defs.audience.selection import SKIP_REASONS, apply_consent, one_per_email
 from dotdyn_pipeline.resources import DataverseResource, StateStoreResource
@@ -65,14 +72,7 @@ DYNAMIC_LISTS_ASSET = "dynamic_list_members"
 
 def account_lists(store: StateStore, account_id: str) -> list[dict[str, Any]]:
     """The account's active marketing lists that are activated for email."""
-    return [row for row in store.mirror.rows("list")
-            if row.get("_esc_emailaccountid_value") == account_id and row.get("esc_activatedforemail")
-            and row.get("statecode", 0) == 0]
-
-
-def is_dynamic(row: dict[str, Any]) -> bool:
-    """Whether a list is dynamic (`type` true): its members are what its query selects, not listmember rows."""
-    return bool(row.get("type"))
+    return [row for row in activated_lists(store) if row.get("_esc_emailaccountid_value") == account_id]
 
 
 def link_table(row: dict[str, Any]) -> str:

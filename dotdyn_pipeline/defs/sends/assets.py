@@ -23,7 +23,7 @@ from dotdyn_pipeline.defs.accounts.accounts import email_account, email_account_
 from dotdyn_pipeline.defs.accounts.partitions import account_tags, partition_account, registered_partitions
 from dotdyn_pipeline.defs.audience.jobs import IN_PROCESS, audience_job
 from dotdyn_pipeline.defs.consent.sensors import WAITING
-from dotdyn_pipeline.defs.sends.campaign import SendSettings, books_fresh, execute_send
+from dotdyn_pipeline.defs.sends.campaign import SendSettings, books_fresh, books_synced_at, execute_send
 from dotdyn_pipeline.defs.sends.requests import SCHEDULED, CampaignSendRequest, due_sends
 from dotdyn_pipeline.defs.sends.triggered import (
     SINGLE_COLUMNS,
@@ -168,7 +168,7 @@ def send_requests(instance: dg.DagsterInstance, store: StateStore, requests: lis
         previous = _latest_run(instance, SEND_JOB, {SEND_TAG: request.id})
         if _busy(previous):
             continue
-        if latest is None and not books_fresh(store, request.account_id, max_sync_age):
+        if latest is None and not books_fresh(books_synced_at(store, request.account_id), max_sync_age):
             if request.account_id not in refreshing:
                 refreshing.add(request.account_id)
                 runs += [run for run in [_refresh(instance, partition, request)] if run]

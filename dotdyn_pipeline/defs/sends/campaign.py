@@ -67,12 +67,10 @@ def books_synced_at(store: StateStore, account: str) -> datetime | None:
     return datetime.fromisoformat(cursor.watermark) if cursor and cursor.watermark else None
 
 
-def books_fresh(store: StateStore, account: str, max_age: float) -> bool:
-    """Whether the account's books were synced at most `max_age` seconds ago (0: any age will do)."""
-    if not max_age:
-        return True
-    synced = books_synced_at(store, account)
-    return synced is not None and (datetime.now(UTC) - synced).total_seconds() <= max_age
+def books_fresh(synced: datetime | None, max_age: float) -> bool:
+    """Whether books last synced at `synced` (None: never) were synced at most `max_age` seconds ago (0: any age
+    will do)."""
+    return not max_age or (synced is not None and (datetime.now(UTC) - synced).total_seconds() <= max_age)
 
 
 @dataclass(frozen=True)
@@ -152,9 +150,9 @@ class CampaignSender:
         return self._stale_books(request)
 
     def _stale_books(self, request: CampaignSendRequest) -> str | None:
-        if books_fresh(self.store, request.account_id, self.settings.max_sync_age):
-            return None
         synced = books_synced_at(self.store, request.account_id)
+        if books_fresh(synced, self.settings.max_sync_age):
+            return None
         when = f"last synced at {synced.isoformat(timespec='seconds')}" if synced else "never synced"
         return (f"Not sent: the lists' address books were {when}, longer ago than DOTDYN_SEND_MAX_SYNC_AGE "
                 f"({self.settings.max_sync_age:g} s) allows; run the account's audience sync, then set the send "
